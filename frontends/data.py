@@ -1,0 +1,52 @@
+"""Data sets: ``.npz`` with arrays ``x`` (N, n) and ``y`` (N,), or CSV (label first, then values)."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ir.errors import DataError
+
+
+def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs as float64 ``(N, n)`` (flattened) and integer labels ``(N,)``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                missing = {"x", "y"} - set(f.files)
+                if missing:
+                    raise DataError(f"{path}: missing array(s) {sorted(missing)}; an .npz data set "
+                                    f"holds 'x' (inputs) and 'y' (labels), found {sorted(f.files)}")
+                x, y = f["x"], f["y"]
+        elif path.suffix.lower() == ".csv":
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+            x, y = table[:, 1:], table[:, 0]
+        else:
+            raise DataError(f"{path}: unknown data format; use .npz (x, y) or .csv (label, values...)")
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: cannot read data set: {err}") from None
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: labels have shape {y.shape}, expected ({len(x)},)")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: inputs hold non-finite values")
+    if not np.all(np.equal(np.mod(y, 1), 0)):
+        raise DataError(f"{path}: labels must be whole numbers")
+    return x, y.astype(np.int64)
+
+
+def check_fits(x: np.ndarray, y: np.ndarray, n_inputs: int, n_outputs: int, source: str) -> None:
+    """Raise a DataError naming the mismatch when the data does not fit the network."""
+    if x.shape[1] != n_inputs:
+        raise DataError(f"{source}: inputs have {x.shape[1]} values each, but the network takes "
+                        f"{n_inputs}")
+    bad = (y < 0) | (y >= n_outputs)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: label {y[i]} of row {i} is out of range: the network has "
+                        f"{n_outputs} outputs (labels 0..{n_outputs - 1})")

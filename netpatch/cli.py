@@ -1,0 +1,101 @@
+"""``netpatch``: the umbrella command (ir, eval, attack, bench)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from netpatch.errors import reports_errors
+
+CONVENTIONS = """conventions:
+  edge-layers are numbered from 1 at the input (edge-layer k maps neuron layer k-1 to k);
+  output and neuron indices in properties are 0-based, like class labels (y[0] is the first output)."""
+
+
+def add_network_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("net", help="model file: .h5, .keras, Keras 2 .json (+ weights) or .nnir")
+    parser.add_argument("--weights", help="weights file for a Keras 2 .json architecture "
+                        "(default: NAME.weights.h5 or NAME.h5 beside it)")
+
+
+def load_net(args):
+    from frontends import load_network
+    return load_network(args.net, weights=args.weights)
+
+
+def cmd_ir(args) -> int:
+    from ir.text import dump_nnir, format_network
+    net = load_net(args)
+    if args.out:
+        dump_nnir(net, args.out)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(format_network(net))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from frontends.data import check_fits, load_dataset
+    net = load_net(args)
+    x, y = load_dataset(args.data)
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
+    check_fits(x, y, net.n_inputs, net.n_outputs, args.data)
+    logits = net(x)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == y)) if len(y) else float("nan")
+    if args.logits:
+        np.save(args.logits, logits)
+    if args.json:
+        print(json.dumps({"n": int(len(y)), "accuracy": accuracy}))
+    else:
+        print(f"{net.name}: {np.sum(np.argmax(logits, axis=1) == y)}/{len(y)} correct, "
+              f"accuracy {100 * accuracy:.1f}%")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netpatch", description=__doc__, epilog=CONVENTIONS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ir", help="print a network as .nnir text (or write it with -o)")
+    add_network_args(p)
+    p.add_argument("-o", "--out", help="write NAME.nnir (large weights go to NAME.npz beside it)")
+    p.set_defaults(run=cmd_ir)
+
+    p = sub.add_parser("eval", help="accuracy of a network on a data set (.npz with x, y)")
+    add_network_args(p)
+    p.add_argument("--data", required=True, help=".npz with arrays x and y, or .csv")
+    p.add_argument("--limit", type=int, help="use the first N rows only")
+    p.add_argument("--json", action="store_true", help='print {"n": ..., "accuracy": ...}')
+    p.add_argument("--logits", metavar="OUT.npy", help="save the outputs")
+    p.set_defaults(run=cmd_eval)
+
+    for register in _later_commands():
+        register(sub)
+    return parser
+
+
+def _later_commands():
+    """Subcommands that live in their own modules (attack, bench), when present."""
+    import importlib
+    found = []
+    for name in ("netpatch.attack_cli", "netpatch.bench_cli"):
+        try:
+            found.append(importlib.import_module(name).register)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+    return found
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
