@@ -1,0 +1,110 @@
+"""HiGHS through highspy directly: the fast path from the problem IR (arrays in, arrays out)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from backends.base import Backend, Result, Status
+
+
+class HighsBackend(Backend):
+    name = "highs"
+    FILE_FORMATS = (".lp", ".mps")
+    SIZE_NOTE = "LP and MILP; the default"
+
+    def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, verbose: bool = False):
+        self.threads = threads
+        self.mip_rel_gap = mip_rel_gap
+        self.verbose = verbose
+
+    @classmethod
+    def is_available(cls):
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return False, "highspy is not installed (pip install highspy)"
+        return True, ""
+
+    def _model(self, problem, time_limit):
+        import highspy
+        t0 = time.perf_counter()
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", self.verbose)
+        h.setOptionValue("threads", self.threads)
+        h.setOptionValue("mip_rel_gap", self.mip_rel_gap)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(time_limit))
+        lp = highspy.HighsLp()
+        lp.num_col_ = problem.n_vars
+        lp.num_row_ = problem.n_rows
+        lp.col_cost_ = problem.objective
+        lp.offset_ = problem.objective_offset
+        lp.col_lower_ = problem.lower
+        lp.col_upper_ = problem.upper
+        lp.row_lower_ = problem.row_lower
+        lp.row_upper_ = problem.row_upper
+        csr = problem.matrix
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = csr.indptr
+        lp.a_matrix_.index_ = csr.indices
+        lp.a_matrix_.value_ = csr.data
+        lp.a_matrix_.num_col_ = problem.n_vars
+        lp.a_matrix_.num_row_ = problem.n_rows
+        integer = problem.integer_mask
+        if integer.any():
+            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                               for i in integer]
+        h.passModel(lp)
+        return h, time.perf_counter() - t0
+
+    def solve(self, problem, time_limit=None, mip_start=None) -> Result:
+        if problem.relus:
+            raise ValueError("HiGHS needs ReLUs lowered to big-M first (compiler.passes.lower_relus)")
+        import highspy
+        h, build_s = self._model(problem, time_limit)
+        if mip_start is not None and problem.is_mip:
+            start = highspy.HighsSolution()
+            start.col_value = list(np.asarray(mip_start, float))
+            start.value_valid = True
+            h.setSolution(start)
+        t0 = time.perf_counter()
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kUnboundedOrInfeasible:
+            h.setOptionValue("presolve", "off")  # presolve cannot tell the two apart; the solver can
+            h.run()
+        solve_s = time.perf_counter() - t0
+        status = _status(h, problem.is_mip)
+        result = Result(status, solver="highs", version=h.version(), build_s=build_s, solve_s=solve_s,
+                        message=h.modelStatusToString(h.getModelStatus()))
+        if status.has_solution:
+            result.x = np.array(h.getSolution().col_value)
+            result.objective = float(h.getInfo().objective_function_value)
+            if problem.is_mip:
+                result.info["mip_gap"] = float(h.getInfo().mip_gap)
+                result.info["bound"] = float(h.getInfo().mip_dual_bound)
+        return result
+
+    def write(self, problem, path) -> None:
+        h, _ = self._model(problem, None)
+        h.setOptionValue("write_model_to_file", True)
+        h.writeModel(str(path))
+
+
+def _status(h, is_mip: bool) -> Status:
+    import highspy
+    S = highspy.HighsModelStatus
+    model_status = h.getModelStatus()
+    has_point = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+    if model_status == S.kOptimal:
+        return Status.OPTIMAL
+    if model_status == S.kInfeasible:
+        return Status.INFEASIBLE
+    if model_status in (S.kUnbounded,):
+        return Status.UNBOUNDED
+    if model_status == S.kUnboundedOrInfeasible:
+        return Status.INFEASIBLE if not is_mip else Status.ERROR
+    if model_status in (S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kInterrupt,
+                        S.kHighsInterrupt, S.kObjectiveBound, S.kObjectiveTarget):
+        return Status.FEASIBLE if has_point else Status.TIME_LIMIT
+    return Status.ERROR

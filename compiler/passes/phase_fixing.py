@@ -1,0 +1,49 @@
+"""Phase fixing: each ReLU keeps the phase it had on the unperturbed input.
+
+Two readings (METHOD.md):
+
+* ``region`` (sound): active means ``z >= 0, a = z``; inactive means ``z <= 0, a = 0``.  A
+  solution is exact for the network, but the region rarely holds the decision boundary.
+* ``linearized`` (the paper's artifact): the network's linear model at the input; active
+  means ``a = z`` with no sign constraint, inactive means ``a = 0``.  Solutions are candidates
+  that float64 validation accepts or rejects.
+
+Either way the ReluBlocks disappear and the problem becomes an LP (plus any other integers).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+MODES = ("linearized", "region")
+
+
+def fix_phases(problem, mode: str = "linearized"):
+    if mode not in MODES:
+        raise ValueError(f"unknown phase-fixing mode {mode!r}; use one of {MODES}")
+    lower, upper = problem.lower.copy(), problem.upper.copy()
+    a_active, z_active, kept = [], [], []
+    for block in problem.relus:
+        if block.phase is None:
+            kept.append(block)
+            continue
+        on, off = block.phase, ~block.phase
+        lower[block.a[off]] = 0.0
+        upper[block.a[off]] = 0.0
+        if mode == "region":
+            lower[block.z[on]] = np.maximum(lower[block.z[on]], 0.0)
+            upper[block.z[off]] = np.minimum(upper[block.z[off]], 0.0)
+        else:
+            lower[block.a[on]] = -np.inf
+            upper[block.a[on]] = np.inf
+        a_active.append(block.a[on])
+        z_active.append(block.z[on])
+    a_active = np.concatenate(a_active) if a_active else np.zeros(0, int)
+    z_active = np.concatenate(z_active) if z_active else np.zeros(0, int)
+    count = len(a_active)
+    # a - z = 0 for every active neuron
+    rows = sp.csr_matrix((np.concatenate([np.ones(count), -np.ones(count)]),
+                          (np.tile(np.arange(count), 2), np.concatenate([a_active, z_active]))),
+                         shape=(count, problem.n_vars))
+    fixed = problem.with_(lower=lower, upper=upper, relus=tuple(kept))
+    return fixed.with_rows("active", rows, 0.0, 0.0), None
