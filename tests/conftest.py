@@ -14,3 +14,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def require_backend(name: str) -> None:
+    """Skip (with the backend's own reason) when a solver is not usable here."""
+    from backends import get_backend
+    from ir.errors import SolverUnavailable
+    try:
+        get_backend(name)
+    except SolverUnavailable as err:
+        pytest.skip(f"backend {name}: {err}")

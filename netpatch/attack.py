@@ -1,0 +1,258 @@
+"""Adversarial inputs for one image: the paper's divide and conquer, and two alternatives.
+
+* ``dnc`` (Algorithm 1): findFirstLayerMod patches the middle edge-layer, cuts the network
+  there and recurses on the lower half with the relaxed neuron targets, until edge-layer 1 is
+  patched; mod2adv then finds an input change that makes the ORIGINAL first edge-layer reach
+  the patched first layer's values.
+* ``direct``: one MILP from the input through the phase-fixed (linearized) network,
+  re-linearized at each rejected candidate for a few rounds.
+* ``exact``: one MILP with free ReLU phases (big-M with budget-aware interval bounds): the
+  true minimum number of changed inputs, or a proof that none exists within the budget.
+
+Every candidate counts only after the ORIGINAL network, re-simulated in float64 on the final
+input (clipped to the domain), misclassifies it within the L-inf and pixel budgets.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from backends.base import Status
+from compiler.passes import PassOptions
+from compiler.queries import input_query, marks_for
+from compiler.targets import NeuronTargets, Target
+from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, targeted_candidates
+from netpatch.patching import patch_layer
+from netpatch.solving import solve_query
+
+STRATEGIES = ("dnc", "direct", "exact")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    linf: float = 1.0
+    max_pixels: int | None = None
+    strategy: str = "dnc"
+    backend: str = "highs"
+    time_limit: float | None = None      # per solver call
+    margin: float = DEFAULT_MARGIN
+    max_targets: int | None = None       # candidate classes tried (None: all)
+    relinearize: int = 3                 # extra rounds for `direct`
+    patch_objective: str = "l1"          # dnc patches: l1 moves few neurons, linf moves all
+    free_patched_phases: bool = True     # dnc patches may switch the patched layer's ReLUs
+    passes: PassOptions = PassOptions()
+
+
+@dataclass
+class AttackResult:
+    success: bool
+    label: int
+    adv_label: int | None = None
+    target_class: int | None = None
+    x_adv: np.ndarray | None = None
+    status: str = ""
+    reason: str = ""
+    stage: str = ""
+    times: dict = field(default_factory=lambda: {"compile_s": 0.0, "solve_s": 0.0})
+    tried: int = 0
+
+    def metrics(self, x: np.ndarray) -> dict:
+        if self.x_adv is None:
+            return {"pixels": None, "l2": None, "linf": None}
+        delta = self.x_adv - x
+        return {"pixels": int(np.count_nonzero(delta)), "l2": float(np.linalg.norm(delta)),
+                "linf": float(np.max(np.abs(delta), initial=0.0))}
+
+
+class StageFailure(Exception):
+    def __init__(self, stage: str, status: str, reason: str):
+        self.stage, self.status, self.reason = stage, status, reason
+        super().__init__(f"{stage}: {status}: {reason}")
+
+
+def attack(net, x: np.ndarray, label: int, config: AttackConfig) -> AttackResult:
+    """Try target classes in order of logit gap until one yields a validated input."""
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; use one of {STRATEGIES}")
+    x = np.asarray(x, dtype=np.float64)
+    y = net(x)
+    result = AttackResult(False, int(label))
+    candidates = targeted_candidates(ArgmaxIsNot(int(label), config.margin), y)
+    if config.max_targets is not None:
+        candidates = candidates[:config.max_targets]
+    if config.strategy == "exact":
+        return _exact_attack(net, x, label, candidates, config, result)
+    solve = {"dnc": _dnc, "direct": _direct}[config.strategy]
+    for target_class, conj in candidates:
+        result.tried += 1
+        try:
+            x_adv = solve(net, x, conj, config, result.times)
+        except StageFailure as failure:
+            result.stage, result.status, result.reason = failure.stage, failure.status, failure.reason
+            continue
+        problem = validate(net, x, x_adv, label, config)
+        if problem:
+            result.stage, result.status, result.reason = "validation", "rejected", problem
+            continue
+        _accept(net, result, x_adv, target_class)
+        return result
+    if not candidates:
+        result.reason = "no candidate target class"
+    return result
+
+
+def _accept(net, result: AttackResult, x_adv: np.ndarray, target_class) -> None:
+    result.success, result.x_adv = True, x_adv
+    result.target_class = target_class
+    result.adv_label = int(np.argmax(net(x_adv)))
+    result.stage, result.status, result.reason = "done", "validated", ""
+
+
+def _exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult):
+    """The fewest changed inputs over all target classes: one MILP per target, each asked to
+    beat the best count so far.  ``status`` says what was proved:
+
+    * ``optimal``: the count is the minimum (every other target proved to need more);
+    * ``infeasible``: no adversarial input exists within the budget (a proof);
+    * ``time_limit``: some sub-problem hit the limit, so neither claim is made.
+    """
+    budget, proved = config.max_pixels, True
+    for target_class, conj in candidates:
+        if result.success:
+            budget = int(np.count_nonzero(result.x_adv - x)) - 1
+            if budget < 1:
+                break
+        result.tried += 1
+        try:
+            x_adv, status = _exact(net, x, conj, replace(config, max_pixels=budget), result.times)
+        except StageFailure as failure:
+            if failure.status != Status.INFEASIBLE.value:
+                proved = False
+                result.reason = f"target {target_class}: {failure.status}"
+            continue
+        if status != Status.OPTIMAL:
+            proved = False
+        problem = validate(net, x, x_adv, label, replace(config, max_pixels=budget))
+        if problem:
+            proved = False
+            result.reason = f"target {target_class}: rejected by validation: {problem}"
+            continue
+        _accept(net, result, x_adv, target_class)
+    result.stage = "exact MILP"
+    if result.success:
+        result.stage = "done"
+        result.status = "optimal" if proved else "feasible"
+    else:
+        result.status = "infeasible" if proved else "time_limit"
+        if proved:
+            result.reason = (f"no adversarial input with at most {config.max_pixels} changed "
+                             f"inputs within L-inf {config.linf}")
+    return result
+
+
+def validate(net, x, x_adv, label: int, config: AttackConfig) -> str:
+    """Empty when ``x_adv`` is a valid adversarial input, else the reason it is not."""
+    if not net.domain.contains(x_adv):
+        return "outside the input domain"
+    delta = x_adv - x
+    if np.max(np.abs(delta), initial=0.0) > config.linf + 1e-12:
+        return f"L-inf {np.max(np.abs(delta)):.6g} exceeds {config.linf}"
+    pixels = int(np.count_nonzero(delta))
+    if config.max_pixels is not None and pixels > config.max_pixels:
+        return f"{pixels} pixels changed, budget {config.max_pixels}"
+    y = net(x_adv)
+    if int(np.argmax(y)) == int(label):
+        return "the original network still predicts the label"
+    return ""
+
+
+# ---- strategies ---------------------------------------------------------------------------
+
+def _dnc(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
+    targets = find_first_layer_targets(net, x, conj, config, times)
+    return mod2adv(net, x, targets, config, times)
+
+
+def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: dict) -> NeuronTargets:
+    """findFirstLayerMod: patch the middle edge-layer, cut, recurse; return the values the
+    patched first layer produces (as relaxable targets for mod2adv)."""
+    current, target, depth = net, conj, net.depth
+    while True:
+        p = math.ceil(depth / 2)
+        outcome = patch_layer(current, p, x, target, config.backend, config.passes,
+                              objective=config.patch_objective, time_limit=config.time_limit,
+                              free_patched_phases=config.free_patched_phases)
+        times["compile_s"] += outcome.build_s
+        times["solve_s"] += outcome.solve_s
+        if outcome.eps is None:
+            raise StageFailure(f"patch edge-layer {p}", outcome.status.value, outcome.message)
+        if not outcome.validated:
+            # The linearized tail accepted a patch the real tail rejects: go on with it
+            # anyway; only the final input is judged.
+            pass
+        patched = current.with_patch(p, outcome.eps).simulate(x)
+        values = patched.pre[p][0]
+        marks = marks_for(current, p, target, x)
+        inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
+        neuron_targets = NeuronTargets(values, marks, inactive)
+        if p == 1:
+            return neuron_targets
+        current, target, depth = net.prefix(p), neuron_targets, p
+
+
+def mod2adv(net, x, targets: NeuronTargets, config: AttackConfig, times: dict) -> np.ndarray:
+    """An input change that makes the original first edge-layer reach ``targets``."""
+    first = net.prefix(1)
+    t0 = time.perf_counter()
+    problem = input_query(first, x, targets, config.linf, config.max_pixels)
+    solved = solve_query(problem, config.backend, config.passes, config.time_limit,
+                         query_s=time.perf_counter() - t0)
+    times["compile_s"] += solved.compile_s + solved.result.build_s
+    times["solve_s"] += solved.result.solve_s
+    if solved.x is None:
+        raise StageFailure("input recovery", solved.status.value, solved.result.message)
+    return _adversarial_input(net, x, solved)
+
+
+def _direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
+    point, last = x, None
+    for _ in range(1 + config.relinearize):
+        t0 = time.perf_counter()
+        problem = input_query(net, x, conj, config.linf, config.max_pixels, phase_point=point)
+        solved = solve_query(problem, config.backend, config.passes, config.time_limit,
+                             query_s=time.perf_counter() - t0)
+        times["compile_s"] += solved.compile_s + solved.result.build_s
+        times["solve_s"] += solved.result.solve_s
+        if solved.x is None:
+            if last is not None:
+                return last
+            raise StageFailure("direct MILP", solved.status.value, solved.result.message)
+        last = _adversarial_input(net, x, solved)
+        if conj.holds(net(last)):
+            return last
+        point = last
+    return last
+
+
+def _exact(net, x, conj, config: AttackConfig, times: dict):
+    t0 = time.perf_counter()
+    problem = input_query(net, x, conj, config.linf, config.max_pixels)
+    options = PassOptions(phase_fixing=None, sign_pruning=False,
+                          relaxation=config.passes.relaxation)
+    solved = solve_query(problem, config.backend, options, config.time_limit,
+                         query_s=time.perf_counter() - t0)
+    times["compile_s"] += solved.compile_s + solved.result.build_s
+    times["solve_s"] += solved.result.solve_s
+    if solved.x is None:
+        raise StageFailure("exact MILP", solved.status.value, solved.result.message)
+    return _adversarial_input(net, x, solved), solved.status
+
+
+def _adversarial_input(net, x, solved) -> np.ndarray:
+    """``x + delta`` with unchanged inputs exactly unchanged, clipped to the domain."""
+    delta = solved.signed("delta")
+    delta[solved.values("changed") < 0.5] = 0.0
+    return net.domain.clip(x + delta)
