@@ -34,9 +34,13 @@ def default_eps_bound(weight: np.ndarray) -> float:
 
 
 def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str = "linf",
-                eps_bound: float | None = None) -> Problem:
+                eps_bound: float | None = None, free_patched_phases: bool = False) -> Problem:
     """modifyEdgeLayer as a problem.  Blocks: ``eps_pos``, ``eps_neg`` (shape of W_k),
     ``eps_max`` (L-inf only), and per input ``z{k}``, ``a{m}``, ``z{m}`` up to the output.
+
+    ``free_patched_phases`` leaves the ReLUs of neuron layer k (those the patch feeds
+    directly) without a recorded phase, so phase fixing keeps them exact (binaries) and the
+    patch may switch inactive neurons on.
 
     Hints: ``inert`` marks weight changes whose source neuron is 0 on every input (they
     change nothing); ``wrong_sign`` marks the half of each pair the marking rules out.
@@ -66,7 +70,7 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
         vals = np.concatenate([np.ones(n_out), -source[i], source[i]])
         b.add_rows(f"patch{k}{tag}", rows, cols, vals, z0, z0, n_out)
         lows, highs = bounds.propagate(net, k, z0 - reach, z0 + reach)
-        y = _encode_tail(b, net, k, z, trace, t, lows, highs, tag)
+        y = _encode_tail(b, net, k, z, trace, t, lows, highs, tag, free_first=free_patched_phases)
         lower_target(b, y, target, f"target{tag}")
 
     if objective == "linf":
@@ -167,7 +171,7 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
 
 
 def _encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lows, highs,
-                 tag: str) -> np.ndarray:
+                 tag: str, free_first: bool = False) -> np.ndarray:
     """Layers above neuron layer k, from its pre-activation variables ``z`` to the outputs.
 
     Returns the indices of the output variables.  ``lows``/``highs`` bound ``z_k..z_L``.
@@ -176,7 +180,8 @@ def _encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, l
         edge = net.edge(m)
         if edge.relu:
             a = b.add_vars(f"a{m}{tag}", len(z), 0.0, np.maximum(highs[m - k], 0.0))
-            b.add_relus(f"relu{m}{tag}", a, z, phase=trace.pre[m][t] > 0)
+            phase = None if (free_first and m == k) else trace.pre[m][t] > 0
+            b.add_relus(f"relu{m}{tag}", a, z, phase=phase)
             z_or_a = a
         else:
             z_or_a = z
