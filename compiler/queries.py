@@ -34,13 +34,16 @@ def default_eps_bound(weight: np.ndarray) -> float:
 
 
 def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str = "linf",
-                eps_bound: float | None = None, free_patched_phases: bool = False) -> Problem:
+                eps_bound: float | None = None, free_patched_phases: bool = False,
+                phase_net=None) -> Problem:
     """modifyEdgeLayer as a problem.  Blocks: ``eps_pos``, ``eps_neg`` (shape of W_k),
     ``eps_max`` (L-inf only), and per input ``z{k}``, ``a{m}``, ``z{m}`` up to the output.
 
     ``free_patched_phases`` leaves the ReLUs of neuron layer k (those the patch feeds
     directly) without a recorded phase, so phase fixing keeps them exact (binaries) and the
-    patch may switch inactive neurons on.
+    patch may switch inactive neurons on.  ``phase_net`` (default ``net``) is the network
+    whose phases on the inputs the ReluBlocks record: pass a patched network to re-linearize
+    at a candidate patch.
 
     Hints: ``inert`` marks weight changes whose source neuron is 0 on every input (they
     change nothing); ``wrong_sign`` marks the half of each pair the marking rules out.
@@ -50,6 +53,7 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     edge = net.edge(k)
     inputs = np.atleast_2d(net.check_input(inputs))
     trace = net.simulate(inputs)
+    phase_trace = trace if phase_net is None else phase_net.simulate(inputs)
     weight = edge.linear.weight
     n_out, n_in = weight.shape
     bound = default_eps_bound(weight) if eps_bound is None else float(eps_bound)
@@ -57,7 +61,7 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     b = ProblemBuilder(f"patch_{net.name}_layer{k}")
     eps_pos = b.add_vars("eps_pos", (n_out, n_in), 0.0, bound)
     eps_neg = b.add_vars("eps_neg", (n_out, n_in), 0.0, bound)
-    marks = _target_marks_at(net, k, target, trace)
+    marks = _target_marks_at(net, k, target, phase_trace)
     for t in range(len(inputs)):
         tag = "" if len(inputs) == 1 else f"_in{t}"
         source, z0 = trace.post[k - 1][t], trace.pre[k][t]
@@ -70,7 +74,8 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
         vals = np.concatenate([np.ones(n_out), -source[i], source[i]])
         b.add_rows(f"patch{k}{tag}", rows, cols, vals, z0, z0, n_out)
         lows, highs = bounds.propagate(net, k, z0 - reach, z0 + reach)
-        y = _encode_tail(b, net, k, z, trace, t, lows, highs, tag, free_first=free_patched_phases)
+        y = _encode_tail(b, net, k, z, phase_trace, t, lows, highs, tag,
+                         free_first=free_patched_phases)
         lower_target(b, y, target, f"target{tag}")
 
     if objective == "linf":

@@ -184,15 +184,13 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
         p = math.ceil(depth / 2)
         outcome = patch_layer(current, p, x, target, config.backend, config.passes,
                               objective=config.patch_objective, time_limit=config.time_limit,
-                              free_patched_phases=config.free_patched_phases)
+                              free_patched_phases=config.free_patched_phases, relinearize=0)
         times["compile_s"] += outcome.build_s
         times["solve_s"] += outcome.solve_s
         if outcome.eps is None:
             raise StageFailure(f"patch edge-layer {p}", outcome.status.value, outcome.message)
-        if not outcome.validated:
-            # The linearized tail accepted a patch the real tail rejects: go on with it
-            # anyway; only the final input is judged.
-            pass
+        # A patch the real tail rejects (outcome.validated False) is still followed: only
+        # the final input is judged.
         patched = current.with_patch(p, outcome.eps).simulate(x)
         values = patched.pre[p][0]
         marks = marks_for(current, p, target, x)

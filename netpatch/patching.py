@@ -27,6 +27,7 @@ class PatchOutcome:
     sizes: list = field(default_factory=list)
     message: str = ""
     solver_version: str = ""
+    rounds: int = 1
 
     @property
     def eps_linf(self) -> float | None:
@@ -47,7 +48,7 @@ class PatchOutcome:
             "eps_linf": self.eps_linf, "eps_l1": self.eps_l1,
             "weights_changed": self.weights_changed, "validated": self.validated,
             "build_s": round(self.build_s, 6), "solve_s": round(self.solve_s, 6),
-            "sizes": self.sizes, "message": self.message,
+            "rounds": self.rounds, "sizes": self.sizes, "message": self.message,
         }
 
 
@@ -63,21 +64,43 @@ def patch_layer(net, k: int, inputs: np.ndarray, target: Target, backend: str = 
                 options: PassOptions = PassOptions(), objective: str = "linf",
                 eps_bound: float | None = None, time_limit: float | None = None,
                 dump_dir=None, dump_stem: str | None = None,
-                free_patched_phases: bool = False) -> PatchOutcome:
-    """Find the smallest change to edge-layer k's weights that makes ``target`` hold."""
-    t0 = time.perf_counter()
-    problem = patch_query(net, k, inputs, target, objective, eps_bound, free_patched_phases)
-    solved: Solved = solve_query(problem, backend, options, time_limit,
-                                 query_s=time.perf_counter() - t0, dump_dir=dump_dir,
-                                 dump_stem=dump_stem or f"patch_layer{k}")
-    result = solved.result
-    outcome = PatchOutcome(result.status, k, backend, build_s=solved.compile_s + result.build_s,
-                           solve_s=result.solve_s, sizes=solved.compiled.sizes_table(),
-                           message=result.message, solver_version=result.version)
-    if solved.x is None:
-        return outcome
-    outcome.eps = solved.signed("eps")
-    outcome.objective = result.objective
-    outcome.validated = target_holds(net.with_patch(k, outcome.eps), inputs, target,
-                                     relaxed=options.relaxation)
+                free_patched_phases: bool = False, relinearize: int = 3) -> PatchOutcome:
+    """Find the smallest change to edge-layer k's weights that makes ``target`` hold.
+
+    With linearized phase fixing a patch can flip ReLUs above layer k, and then the real
+    network rejects it; up to ``relinearize`` more rounds linearize at the patched network's
+    phases and solve again.  The first patch that validates is returned (else the last).
+    """
+    phase_net, outcome = None, None
+    rounds = 1 + (relinearize if options.phase_fixing == "linearized" else 0)
+    for round_ in range(rounds):
+        t0 = time.perf_counter()
+        problem = patch_query(net, k, inputs, target, objective, eps_bound, free_patched_phases,
+                              phase_net=phase_net)
+        stem = (dump_stem or f"patch_layer{k}") + (f"_round{round_}" if round_ else "")
+        solved: Solved = solve_query(problem, backend, options, time_limit,
+                                     query_s=time.perf_counter() - t0, dump_dir=dump_dir,
+                                     dump_stem=stem)
+        result = solved.result
+        build_s = solved.compile_s + result.build_s + (outcome.build_s if outcome else 0.0)
+        solve_s = result.solve_s + (outcome.solve_s if outcome else 0.0)
+        previous = outcome
+        outcome = PatchOutcome(result.status, k, backend, build_s=build_s, solve_s=solve_s,
+                               sizes=solved.compiled.sizes_table(), message=result.message,
+                               solver_version=result.version, rounds=round_ + 1)
+        if solved.x is None:
+            # keep the earlier (unvalidated) candidate when a later round finds nothing
+            return _merge(previous, outcome) if previous is not None else outcome
+        outcome.eps = solved.signed("eps")
+        outcome.objective = result.objective
+        patched = net.with_patch(k, outcome.eps)
+        outcome.validated = target_holds(patched, inputs, target, relaxed=options.relaxation)
+        if outcome.validated:
+            return outcome
+        phase_net = patched
     return outcome
+
+
+def _merge(candidate: PatchOutcome, last: PatchOutcome) -> PatchOutcome:
+    candidate.build_s, candidate.solve_s, candidate.rounds = last.build_s, last.solve_s, last.rounds
+    return candidate
