@@ -112,44 +112,66 @@ def _accept(net, result: AttackResult, x_adv: np.ndarray, target_class) -> None:
 
 
 def _exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult):
-    """The fewest changed inputs over all target classes: one MILP per target, each asked to
-    beat the best count so far.  ``status`` says what was proved:
+    """The fewest changed inputs over all target classes, by iterative deepening.
 
-    * ``optimal``: the count is the minimum (every other target proved to need more);
+    ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ... P-1 every target class
+    gets one MILP with free ReLU phases and at most K changed inputs (budget-aware bounds make
+    small K tight and fast).  The first K with a validated solution is the minimum when every
+    target was proved infeasible for K-1.  ``status`` says what was proved:
+
+    * ``optimal``: the count is the minimum;
     * ``infeasible``: no adversarial input exists within the budget (a proof);
-    * ``time_limit``: some sub-problem hit the limit, so neither claim is made.
+    * ``feasible`` / ``time_limit``: some sub-problem hit the limit, so no claim is made.
     """
-    budget, proved = config.max_pixels, True
-    for target_class, conj in candidates:
-        if result.success:
-            budget = int(np.count_nonzero(result.x_adv - x)) - 1
-            if budget < 1:
-                break
-        result.tried += 1
-        try:
-            x_adv, status = _exact(net, x, conj, replace(config, max_pixels=budget), result.times)
-        except StageFailure as failure:
-            if failure.status != Status.INFEASIBLE.value:
+    limit = config.max_pixels if config.max_pixels is not None else net.n_inputs
+    best = _direct_upper_bound(net, x, label, candidates, config, result)
+    if best is not None:
+        _accept(net, result, best[1], best[0])
+        limit = int(np.count_nonzero(best[1] - x)) - 1
+    proved = True
+    for budget in range(1, limit + 1):
+        sub = replace(config, max_pixels=budget)
+        for target_class, conj in candidates:
+            result.tried += 1
+            try:
+                x_adv, status = _exact(net, x, conj, sub, result.times)
+            except StageFailure as failure:
+                if failure.status != Status.INFEASIBLE.value:
+                    proved = False
+                    result.reason = f"target {target_class}, {budget} inputs: {failure.status}"
+                continue
+            problem = validate(net, x, x_adv, label, sub)
+            if problem:
                 proved = False
-                result.reason = f"target {target_class}: {failure.status}"
+                result.reason = f"target {target_class}: rejected by validation: {problem}"
+                continue
+            _accept(net, result, x_adv, target_class)
+            return _exact_verdict(result, proved, config)
+    return _exact_verdict(result, proved, config)
+
+
+def _direct_upper_bound(net, x, label, candidates, config, result):
+    """The first validated ``direct`` answer over the candidates, as (target, x_adv)."""
+    for target_class, conj in candidates:
+        try:
+            x_adv = _direct(net, x, conj, config, result.times)
+        except StageFailure:
             continue
-        if status != Status.OPTIMAL:
-            proved = False
-        problem = validate(net, x, x_adv, label, replace(config, max_pixels=budget))
-        if problem:
-            proved = False
-            result.reason = f"target {target_class}: rejected by validation: {problem}"
-            continue
-        _accept(net, result, x_adv, target_class)
-    result.stage = "exact MILP"
+        if not validate(net, x, x_adv, label, config):
+            return target_class, x_adv
+    return None
+
+
+def _exact_verdict(result: AttackResult, proved: bool, config: AttackConfig) -> AttackResult:
+    result.stage = "done" if result.success else "exact MILP"
     if result.success:
-        result.stage = "done"
-        result.status = "optimal" if proved else "feasible"
+        result.status, result.reason = ("optimal" if proved else "feasible"), ""
+    elif proved:
+        result.status = "infeasible"
+        result.reason = (f"no adversarial input with at most {config.max_pixels} changed "
+                         f"inputs within L-inf {config.linf}")
     else:
-        result.status = "infeasible" if proved else "time_limit"
-        if proved:
-            result.reason = (f"no adversarial input with at most {config.max_pixels} changed "
-                             f"inputs within L-inf {config.linf}")
+        result.status = "time_limit"
     return result
 
 
@@ -237,7 +259,7 @@ def _direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
 
 def _exact(net, x, conj, config: AttackConfig, times: dict):
     t0 = time.perf_counter()
-    problem = input_query(net, x, conj, config.linf, config.max_pixels)
+    problem = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1")
     options = PassOptions(phase_fixing=None, sign_pruning=False,
                           relaxation=config.passes.relaxation)
     solved = solve_query(problem, config.backend, options, config.time_limit,
