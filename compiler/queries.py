@@ -167,11 +167,6 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
         b.minimize(d_pos, size_weight)
         b.minimize(d_neg, size_weight)
 
-    marks = _target_marks_at(net, 0, target, phase_trace)
-    wrong_sign = np.zeros(b.n_vars, bool)
-    wrong_sign[d_neg[marks > 0]] = True
-    wrong_sign[d_pos[marks < 0]] = True
-    b.hints.update(inert=np.zeros(b.n_vars, bool), wrong_sign=wrong_sign)
     return b.build()
 
 

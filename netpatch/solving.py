@@ -54,12 +54,15 @@ def solve_query(problem, backend_name: str, options: PassOptions, time_limit: fl
 
 
 def dump(problem, directory: str | Path, stem: str, backend_name: str) -> list[Path]:
-    """Write the problem as ``.lp`` and ``.mps`` (Pyomo's writers), and ``.smt2`` for z3."""
+    """Write the problem as ``.lp`` and ``.mps`` (Pyomo's writers), and ``.smt2`` for z3.
+
+    A problem that still holds ReLUs (z3 takes them natively) has no LP form: only ``.smt2``.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     writer = get_backend("pyomo-highs")
-    for suffix in (".lp", ".mps"):
+    for suffix in ((".lp", ".mps") if not problem.relus else ()):
         path = directory / f"{stem}{suffix}"
         writer.write(problem, path)
         written.append(path)

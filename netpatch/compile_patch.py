@@ -1,0 +1,193 @@
+"""compile-patch: the smallest change to one edge-layer's weights that makes a property hold.
+
+Lowers (network, input, property, edge-layer) into a solver-neutral problem, runs the passes,
+solves it with a backend, and validates the patch by re-simulating the patched network in
+float64.  Dumps .lp/.mps (and .smt2 for z3) with --dump-lp; --compare solves the same
+problem with several backends.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+
+from compiler.passes import PASS_HELP, PassOptions
+from ir.errors import DataError, NetpatchError
+from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
+from netpatch.cli import CONVENTIONS, add_network_args, load_net
+from netpatch.errors import reports_errors
+from netpatch.patching import PatchOutcome, patch_layer
+
+# Two backends agree when their optima differ by no more than this (relative to the scale).
+AGREEMENT_TOL = 1e-6
+
+
+def parse_layer(text: str, depth: int) -> int:
+    """``first``, ``mid`` (= ceil(L/2)), ``last`` or a 1-based edge-layer index."""
+    named = {"first": 1, "mid": math.ceil(depth / 2), "last": depth}
+    if text in named:
+        return named[text]
+    try:
+        k = int(text)
+    except ValueError:
+        raise NetpatchError(f"--layer {text!r}: use first, mid, last or a number 1..{depth}") from None
+    if not 1 <= k <= depth:
+        raise NetpatchError(f"--layer {k} is out of range: this network has edge-layers 1..{depth}")
+    return k
+
+
+def read_input(args, net) -> tuple[np.ndarray, int | None]:
+    """The input to patch for, and its label when it comes from a data set."""
+    if args.x is not None:
+        try:
+            x = np.array([float(v) for v in args.x.split(",")])
+        except ValueError:
+            raise DataError(f"--x {args.x!r}: expected comma-separated numbers") from None
+        label = None
+    elif args.data is not None:
+        from frontends.data import load_dataset
+        xs, ys = load_dataset(args.data)
+        if not 0 <= args.index < len(xs):
+            raise DataError(f"--index {args.index} is out of range: {args.data} has {len(xs)} rows")
+        x, label = xs[args.index], int(ys[args.index])
+    else:
+        raise DataError("give the input with --x V1,V2,... or with --data FILE --index I")
+    if x.shape != (net.n_inputs,):
+        raise DataError(f"the input has {x.size} values, but {net.name} takes {net.n_inputs}")
+    return x, label
+
+
+def pass_options(args) -> PassOptions:
+    return PassOptions(phase_fixing=None if args.no_phase_fixing else args.phase_mode,
+                       sign_pruning=not args.no_sign_pruning, relaxation=not args.no_relaxation)
+
+
+def solve_candidates(net, k, x, prop, backend, args) -> PatchOutcome:
+    """Try the property's targeted candidates in order; return the first validated patch
+    (or the last outcome when none validates)."""
+    outcome = None
+    for target_class, conj in targeted_candidates(prop, net(x)):
+        stem = f"{net.name}_layer{k}" + ("" if target_class is None else f"_target{target_class}")
+        outcome = patch_layer(net, k, x, conj, backend, pass_options(args), args.objective,
+                              args.eps_bound, args.time_limit, dump_dir=args.dump_lp,
+                              dump_stem=stem, free_patched_phases=args.free_patched_phases,
+                              relinearize=args.relinearize)
+        outcome.target_class = target_class
+        if outcome.validated:
+            return outcome
+    return outcome
+
+
+def print_table(rows: list[PatchOutcome]) -> None:
+    header = ("backend", "status", "objective", "eps_linf", "eps_l1", "changed", "valid",
+              "build_s", "solve_s")
+    lines = [header]
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{v:.6g}"
+        lines.append((r.backend, r.status.value, fmt(r.objective), fmt(r.eps_linf), fmt(r.eps_l1),
+                      "-" if r.weights_changed is None else str(r.weights_changed),
+                      "yes" if r.validated else "no", f"{r.build_s:.4f}", f"{r.solve_s:.4f}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+
+
+def disagreements(rows: list[PatchOutcome]) -> list[str]:
+    solved = [r for r in rows if r.objective is not None]
+    flags = []
+    for r in solved[1:]:
+        ref = solved[0]
+        scale = max(1.0, abs(ref.objective))
+        if abs(r.objective - ref.objective) > AGREEMENT_TOL * scale:
+            flags.append(f"{r.backend} objective {r.objective:.9g} differs from {ref.backend} "
+                         f"{ref.objective:.9g}")
+    statuses = {r.status.value for r in rows if r.status.value in ("optimal", "infeasible")}
+    if len(statuses) > 1:
+        flags.append("backends disagree on feasibility: " +
+                     ", ".join(f"{r.backend}={r.status.value}" for r in rows))
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from backends import DEFAULT_BACKEND, describe_backends
+    epilog = (CONVENTIONS + "\n\npasses (each can be switched off):\n" +
+              "\n".join(f"  {name:14s} {text}" for name, text in PASS_HELP.items()) +
+              "\n\nbackends:\n" + describe_backends())
+    parser = argparse.ArgumentParser(prog="compile-patch", description=__doc__, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_network_args(parser)
+    parser.add_argument("--layer", default="mid",
+                        help="edge-layer to patch: first, mid (ceil(L/2)), last, or 1..L (default mid)")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
+    where = parser.add_argument_group("input (one of)")
+    where.add_argument("--x", help="the input as comma-separated values, e.g. 0.5,0.5")
+    where.add_argument("--data", help="a data set (.npz with x, y, or .csv)")
+    where.add_argument("--index", type=int, default=0, help="row of --data (default 0)")
+    parser.add_argument("--property", help='e.g. "y[1] >= y[0] + 0.01", "argmax(y) != 3"; '
+                        "default: misclassify the input's predicted label")
+    parser.add_argument("--objective", choices=("linf", "l1"), default="linf",
+                        help="size of the patch to minimize (default linf)")
+    parser.add_argument("--eps-bound", type=float,
+                        help="largest weight change considered (default: twice the layer's "
+                             "largest weight); bounds the big-M constants without phase fixing")
+    parser.add_argument("--phase-mode", choices=("linearized", "region"), default="linearized",
+                        help="phase fixing: the network's linear model at the input (linearized, "
+                             "default) or its activation region (region, sound)")
+    parser.add_argument("--relinearize", type=int, default=3, metavar="R",
+                        help="with linearized phases: up to R more rounds at the patched "
+                             "network's phases when the real network rejects a patch (default 3)")
+    parser.add_argument("--free-patched-phases", action="store_true",
+                        help="leave the ReLUs fed by the patched layer free (binaries): slower, "
+                             "but patches of the upper layers then validate")
+    parser.add_argument("--no-phase-fixing", action="store_true",
+                        help="keep ReLU phases free: a MILP with big-M from interval bounds")
+    parser.add_argument("--no-sign-pruning", action="store_true")
+    parser.add_argument("--no-relaxation", action="store_true")
+    parser.add_argument("--time-limit", type=float, help="seconds per solver call")
+    parser.add_argument("--dump-lp", metavar="DIR", help="write each query as .lp and .mps "
+                        "(and .smt2 for z3) into DIR")
+    parser.add_argument("--compare", help="solve the same problem with several backends, "
+                        "e.g. highs,pyomo-highs,gurobi,z3")
+    parser.add_argument("--sizes", action="store_true", help="print problem sizes after each pass")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    net = load_net(args)
+    k = parse_layer(args.layer, net.depth)
+    x, _ = read_input(args, net)
+    if args.property:
+        prop = parse_property(args.property, net.n_outputs)
+    else:
+        prop = ArgmaxIsNot(int(np.argmax(net(x))))
+    backends = args.compare.split(",") if args.compare else [args.backend]
+    rows = [solve_candidates(net, k, x, prop, name.strip(), args) for name in backends]
+
+    if args.json:
+        out = rows[0].as_dict() if len(rows) == 1 else {"compare": [r.as_dict() for r in rows],
+                                                          "disagreements": disagreements(rows)}
+        print(json.dumps(out, indent=1))
+    else:
+        target = rows[0].target_class
+        print(f"{net.name}: edge-layer {k} of {net.depth}"
+              + ("" if target is None else f", target class {target}"))
+        print_table(rows)
+        if args.sizes:
+            for row in rows[:1]:
+                for record in row.sizes:
+                    print("  " + "  ".join(f"{key}={value}" for key, value in record.items()))
+        for flag in disagreements(rows):
+            print(f"warning: {flag}")
+        if args.dump_lp:
+            print(f"model files written to {args.dump_lp}")
+    return 0 if any(r.validated for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

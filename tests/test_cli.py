@@ -1,0 +1,123 @@
+"""The command-line tools: results on real inputs, and clear errors (no traceback) on bad ones."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "examples" / "paper_2222" / "paper_2222.nnir"
+MNIST_6X50 = SHARED_DATA / "models" / "mnist_784-50x6-10.h5"
+MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
+
+
+def run(*argv, module="netpatch.cli"):
+    return subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+
+
+def compile_patch(*argv):
+    return run(*argv, module="netpatch.compile_patch")
+
+
+def assert_clear_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_compile_patch_paper_example_json():
+    proc = compile_patch(PAPER, "--layer", "2", "--x", "0.5,0.5", "--property", "y[1] >= y[0] + 0.1",
+                         "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "optimal" and out["validated"] is True
+    assert out["objective"] == pytest.approx(1.6 / 28.5, abs=1e-9)
+    assert out["eps_linf"] == pytest.approx(1.6 / 28.5, abs=1e-9)
+    assert out["layer"] == 2 and out["backend"] == "highs"
+    assert out["sizes"][0]["pass"] == "query"
+
+
+def test_compile_patch_compare_agrees_and_dump_reads_back(tmp_path):
+    import highspy
+    proc = compile_patch(PAPER, "--layer", "2", "--x", "0.5,0.5", "--property", "y[1] >= y[0]",
+                         "--compare", "highs,pyomo-highs,z3", "--json", "--dump-lp", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    objectives = [row["objective"] for row in out["compare"]]
+    assert objectives == pytest.approx([1.5 / 28.5] * 3, abs=1e-9)
+    assert out["disagreements"] == []
+    lp_files = sorted(tmp_path.glob("*.lp"))
+    assert lp_files and sorted(tmp_path.glob("*.smt2"))
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.readModel(str(lp_files[0]))
+    h.run()
+    assert h.getInfo().objective_function_value == pytest.approx(1.5 / 28.5, abs=1e-9)
+
+
+def test_compile_patch_default_property_misclassifies_a_digit():
+    if not MNIST_6X50.exists():
+        pytest.skip(f"shared data not found at {MNIST_6X50}")
+    proc = compile_patch(MNIST_6X50, "--layer", "mid", "--data", MNIST_DATA, "--index", "0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["validated"] is True and out["layer"] == 4
+    assert out["weights_changed"] > 0
+
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["--layer", "9", "--x", "0.5,0.5"], ["--layer 9 is out of range", "1..3"]),
+    (["--layer", "middle", "--x", "0.5,0.5"], ["--layer 'middle'"]),
+    (["--x", "0.5,0.5,0.1"], ["3 values", "takes 2"]),
+    (["--x", "0.5,abc"], ["expected comma-separated numbers"]),
+    (["--x", "0.5,0.5", "--property", "y[1] >= y[7]"], ["7"]),
+    (["--x", "0.5,0.5", "--property", "y[1] >== y[0]"], ["1:"]),
+    (["--x", "0.5,0.5", "--backend", "cplex"], ["cplex"]),
+])
+def test_compile_patch_clear_errors(argv, fragments):
+    assert_clear_error(compile_patch(PAPER, *argv), *fragments)
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    assert_clear_error(compile_patch(tmp_path / "nope.h5", "--x", "0.5"), "nope.h5", "no such file")
+    assert_clear_error(run("eval", tmp_path / "nope.h5", "--data", "x.npz"), "no such file")
+
+
+def test_eval_reports_keras_accuracy():
+    if not MNIST_6X50.exists():
+        pytest.skip(f"shared data not found at {MNIST_6X50}")
+    proc = run("eval", MNIST_6X50, "--data", MNIST_DATA, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out == {"n": 500, "accuracy": pytest.approx(0.988)}
+
+
+def test_eval_saves_logits_and_checks_shapes(tmp_path):
+    data = ROOT / "examples" / "digits" / "digits_test.npz"
+    net = ROOT / "examples" / "digits" / "digits_mlp.keras"
+    logits = tmp_path / "logits.npy"
+    proc = run("eval", net, "--data", data, "--limit", "5", "--logits", logits)
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(logits).shape == (5, 10)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((3, 5)), y=np.zeros(3, int))
+    assert_clear_error(run("eval", net, "--data", bad), "5 values", "64")
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, x=np.zeros((3, 64)), y=np.array([0, 1, 12]))
+    assert_clear_error(run("eval", net, "--data", labels), "label 12")
+
+
+def test_ir_prints_parsable_text(tmp_path):
+    from ir.text import parse_network
+    proc = run("ir", PAPER)
+    assert proc.returncode == 0, proc.stderr
+    net = parse_network(proc.stdout)
+    assert net(np.array([0.5, 0.5])) == pytest.approx([-5.0, -6.5])
