@@ -23,7 +23,7 @@ import numpy as np
 from backends.base import Status
 from compiler.passes import PassOptions
 from compiler.queries import input_query, marks_for
-from compiler.targets import NeuronTargets, Target
+from compiler.targets import NeuronTargets, Target, pull_back
 from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, targeted_candidates
 from netpatch.patching import patch_layer
 from netpatch.solving import solve_query
@@ -42,7 +42,8 @@ class AttackConfig:
     max_targets: int | None = None       # candidate classes tried (None: all)
     relinearize: int = 3                 # extra rounds for `direct`
     patch_objective: str = "l1"          # dnc patches: l1 moves few neurons, linf moves all
-    free_patched_phases: bool = True     # dnc patches may switch the patched layer's ReLUs
+    free_patched_phases: bool = False    # dnc patches may switch the patched layer's ReLUs
+    inner_targets: str = "pullback"      # dnc: "pullback" or "points" (the paper's reading)
     passes: PassOptions = PassOptions()
 
 
@@ -193,14 +194,23 @@ def validate(net, x, x_adv, label: int, config: AttackConfig) -> str:
 
 # ---- strategies ---------------------------------------------------------------------------
 
+INNER_TARGETS = ("points", "pullback")
+
+
 def _dnc(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
     targets = find_first_layer_targets(net, x, conj, config, times)
     return mod2adv(net, x, targets, config, times)
 
 
-def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: dict) -> NeuronTargets:
-    """findFirstLayerMod: patch the middle edge-layer, cut, recurse; return the values the
-    patched first layer produces (as relaxable targets for mod2adv)."""
+def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: dict) -> Target:
+    """findFirstLayerMod: patch the middle edge-layer, cut, recurse; return what the first
+    neuron layer must reach, for mod2adv.
+
+    ``inner_targets="points"`` (the paper): the values the patched run gives neuron layer p,
+    relaxed by mark.  ``"pullback"``: the property itself, pulled back to neuron layer p
+    through the layers above, linearized at the patched run's phases (a linear condition
+    rather than a point; it keeps every neuron free that the property does not need).
+    """
     current, target, depth = net, conj, net.depth
     while True:
         p = math.ceil(depth / 2)
@@ -214,16 +224,20 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
         # A patch the real tail rejects (outcome.validated False) is still followed: only
         # the final input is judged.
         patched = current.with_patch(p, outcome.eps).simulate(x)
-        values = patched.pre[p][0]
-        marks = marks_for(current, p, target, x)
-        inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
-        neuron_targets = NeuronTargets(values, marks, inactive)
+        if config.inner_targets == "pullback":
+            phases = [patched.pre[m][0] > 0 for m in range(1, current.depth + 1)]
+            inner = pull_back(current, p, target, phases)
+        else:
+            values = patched.pre[p][0]
+            marks = marks_for(current, p, target, x)
+            inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
+            inner = NeuronTargets(values, marks, inactive)
         if p == 1:
-            return neuron_targets
-        current, target, depth = net.prefix(p), neuron_targets, p
+            return inner
+        current, target, depth = net.prefix(p), inner, p
 
 
-def mod2adv(net, x, targets: NeuronTargets, config: AttackConfig, times: dict) -> np.ndarray:
+def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict) -> np.ndarray:
     """An input change that makes the original first edge-layer reach ``targets``."""
     first = net.prefix(1)
     t0 = time.perf_counter()

@@ -37,6 +37,10 @@ def register(sub) -> None:
     p.add_argument("--strategy", choices=STRATEGIES, default="dnc",
                    help="dnc: the paper's divide and conquer (default); direct: one MILP through "
                         "the linearized network; exact: free ReLU phases, the true minimum")
+    p.add_argument("--inner-targets", choices=("pullback", "points"), default="pullback",
+                   help="dnc's property for the lower half: the output property pulled back "
+                        "through the linearized upper half (default), or the paper's point "
+                        "values relaxed by increment/decrement marks")
     p.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--time-limit", type=float, help="seconds per solver call")
@@ -57,7 +61,7 @@ def run(args) -> int:
     check_fits(x, y, net.n_inputs, net.n_outputs, args.data)
     config = AttackConfig(linf=args.linf, max_pixels=args.max_pixels, strategy=args.strategy,
                           backend=args.backend, time_limit=args.time_limit,
-                          max_targets=args.max_targets)
+                          max_targets=args.max_targets, inner_targets=args.inner_targets)
     out = Path(args.out)
     settings = {"net": str(args.net), "data": str(args.data), **_config_dict(config)}
     done = prepare_output(out, settings)

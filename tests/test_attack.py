@@ -1,0 +1,164 @@
+"""Adversarial inputs end to end: every success is checked by running the ORIGINAL network."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netpatch.attack import AttackConfig, attack
+from conftest import SHARED_DATA
+from test_compiler import paper_network
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_NET = ROOT / "examples" / "digits" / "digits_mlp.keras"
+DIGITS_DATA = ROOT / "examples" / "digits" / "digits_test.npz"
+MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
+MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
+STRATEGY_KEYS = ("success", "adv_label", "target", "pixels", "l2", "linf", "status", "changes")
+
+
+def attack_cli(*argv, out=None):
+    return subprocess.run([sys.executable, "-m", "netpatch.cli", "attack", *map(str, argv)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1200)
+
+
+def read_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("strategy", ["dnc", "direct", "exact"])
+def test_paper_network_attack_is_validated(strategy):
+    net, x = paper_network(), np.array([0.5, 0.5])
+    assert int(np.argmax(net(x))) == 0
+    result = attack(net, x, 0, AttackConfig(linf=0.5, strategy=strategy))
+    assert result.success, result.reason
+    assert net.domain.contains(result.x_adv)
+    assert np.max(np.abs(result.x_adv - x)) <= 0.5 + 1e-12
+    y = net(result.x_adv)
+    assert int(np.argmax(y)) == 1 == result.adv_label
+
+
+def test_paper_network_exact_proves_no_attack_in_a_tiny_box():
+    """Within L-inf 0.01 of (0.5, 0.5) the output gap y0 - y1 = 1.5 cannot close."""
+    net, x = paper_network(), np.array([0.5, 0.5])
+    result = attack(net, x, 0, AttackConfig(linf=0.01, strategy="exact"))
+    assert not result.success and result.status == "infeasible"
+
+
+def mnist_subset(n):
+    if not MNIST_8_16.exists():
+        pytest.skip(f"shared data not found at {MNIST_8_16}")
+    from frontends import load_network
+    from frontends.data import load_dataset
+    net = load_network(MNIST_8_16)
+    x, y = load_dataset(MNIST_DATA)
+    keep = [i for i in range(n) if int(np.argmax(net(x[i]))) == y[i]]
+    return net, x, y, keep
+
+
+def test_mnist_exact_is_never_worse_than_the_heuristics():
+    net, x, y, keep = mnist_subset(20)
+    budget = 3
+    counts = {"dnc": 0, "direct": 0, "exact": 0}
+    for i in keep:
+        results = {s: attack(net, x[i], y[i], AttackConfig(linf=1.0, max_pixels=budget, strategy=s,
+                                                           time_limit=60))
+                   for s in counts}
+        for strategy, r in results.items():
+            if r.success:
+                counts[strategy] += 1
+                assert int(np.argmax(net(r.x_adv))) != y[i]
+                assert net.domain.contains(r.x_adv)
+                assert np.count_nonzero(r.x_adv - x[i]) <= budget
+        exact = results["exact"]
+        if exact.status == "optimal":
+            for strategy in ("dnc", "direct"):
+                if results[strategy].success:
+                    assert (np.count_nonzero(exact.x_adv - x[i])
+                            <= np.count_nonzero(results[strategy].x_adv - x[i]))
+        if exact.status == "infeasible":   # a proof: nothing within the budget
+            assert not results["dnc"].success and not results["direct"].success
+    assert counts["exact"] >= counts["direct"] and counts["exact"] > 0
+
+
+def test_attack_cli_writes_validated_results_and_reports(tmp_path):
+    out = tmp_path / "run"
+    proc = attack_cli(DIGITS_NET, "--data", DIGITS_DATA, "--limit", "6", "--max-pixels", "10",
+                      "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    records = read_records(out)
+    assert sorted(r["index"] for r in records) == list(range(6))
+    arrays = np.load(out / "adversarial.npz")
+    assert len(arrays["index"]) == sum(r["success"] for r in records) > 0
+    from frontends import load_network
+    net = load_network(DIGITS_NET)
+    predicted = np.argmax(net(arrays["x_adv"]), axis=1)
+    assert np.all(predicted != arrays["label"]) and np.array_equal(predicted, arrays["adv_label"])
+    assert np.all((arrays["x_adv"] >= 0) & (arrays["x_adv"] <= 1))
+    assert np.all(np.count_nonzero(arrays["x_adv"] - arrays["x"], axis=1) <= 10)
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["successes"] == len(arrays["index"])
+    assert (out / "report.md").read_text().count("Defect detection") == 1
+    assert (out / "examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attack_cli_resumes_without_repeating(tmp_path):
+    out = tmp_path / "run"
+    argv = (DIGITS_NET, "--data", DIGITS_DATA, "--limit", "5", "--max-pixels", "10",
+            "--strategy", "direct", "--out", out)
+    proc = subprocess.Popen([sys.executable, "-m", "netpatch.cli", "attack", *map(str, argv)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    first = read_records(out)
+    assert 2 <= len(first) < 5, "the run should be stopped part way"
+    with open(results, "a") as f:
+        f.write('{"index": 4, "label"')          # a line torn by the interruption
+    proc = attack_cli(*argv)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stderr
+    again = read_records(out)
+    assert sorted(r["index"] for r in again) == list(range(5))
+    for record in first:   # images done before the interruption were not redone
+        assert again[record["index"]]["total_s"] == record["total_s"]
+
+
+def test_attack_cli_jobs_give_the_same_results(tmp_path):
+    argv = (DIGITS_NET, "--data", DIGITS_DATA, "--limit", "6", "--max-pixels", "10", "--strategy",
+            "direct")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert attack_cli(*argv, "--out", one).returncode == 0
+    proc = attack_cli(*argv, "--jobs", "2", "--out", two)
+    assert proc.returncode == 0, proc.stderr
+    pick = lambda out: {r["index"]: {k: r[k] for k in STRATEGY_KEYS} for r in read_records(out)}
+    assert pick(one) == pick(two)
+
+
+def test_attack_cli_refuses_a_folder_from_other_settings(tmp_path):
+    out = tmp_path / "run"
+    assert attack_cli(DIGITS_NET, "--data", DIGITS_DATA, "--limit", "1", "--out", out).returncode == 0
+    proc = attack_cli(DIGITS_NET, "--data", DIGITS_DATA, "--limit", "1", "--linf", "0.5", "--out", out)
+    assert proc.returncode == 2 and "other settings" in proc.stderr and "linf" in proc.stderr
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda p: np.savez(p, x=np.zeros((3, 63)), y=np.zeros(3, int)), "63 values"),
+    (lambda p: np.savez(p, x=np.zeros((3, 64)), y=np.array([0, 10, 1])), "label 10"),
+    (lambda p: np.savez(p, inputs=np.zeros((3, 64))), "missing array"),
+    (lambda p: p.write_bytes(b"not a zip"), "cannot read"),
+])
+def test_attack_cli_bad_data_is_a_clear_error(tmp_path, make, fragment):
+    path = tmp_path / "data.npz"
+    make(path)
+    proc = attack_cli(DIGITS_NET, "--data", path, "--out", tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and fragment in proc.stderr
