@@ -18,7 +18,7 @@ setup-test: $(BIN)/python
 # The main job on a bundled example: adversarial inputs for a digits MLP.
 demo: setup
 	$(BIN)/netpatch attack examples/digits/digits_mlp.keras --data examples/digits/digits_test.npz \
-		--limit 20 --linf 1 --max-pixels 10 --out runs/demo
+		--limit 20 --linf 1 --max-pixels 10 --out runs/demo --jobs 2
 
 test: setup-test
 	$(BIN)/python -m pytest -q
