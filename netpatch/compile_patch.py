@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from compiler.passes import PASS_HELP, PassOptions
-from ir.errors import DataError, NetpatchError
+from ir.errors import DataError, NetpatchError, SolverUnavailable
 from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
 from netpatch.cli import CONVENTIONS, add_network_args, load_net
 from netpatch.errors import reports_errors
@@ -166,8 +166,17 @@ def main(argv=None) -> int:
         prop = parse_property(args.property, net.n_outputs)
     else:
         prop = ArgmaxIsNot(int(np.argmax(net(x))))
-    backends = args.compare.split(",") if args.compare else [args.backend]
-    rows = [solve_candidates(net, k, x, prop, name.strip(), args) for name in backends]
+    if not args.compare:
+        rows = [solve_candidates(net, k, x, prop, args.backend, args)]
+    else:
+        rows = []
+        for name in (n.strip() for n in args.compare.split(",")):
+            try:
+                rows.append(solve_candidates(net, k, x, prop, name, args))
+            except SolverUnavailable as err:   # one unusable solver does not end a comparison
+                print(f"compile-patch: {name} skipped: {err}", file=sys.stderr)
+        if not rows:
+            raise NetpatchError("none of the compared backends could run")
 
     if args.json:
         out = rows[0].as_dict() if len(rows) == 1 else {"compare": [r.as_dict() for r in rows],

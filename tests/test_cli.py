@@ -121,3 +121,31 @@ def test_ir_prints_parsable_text(tmp_path):
     assert proc.returncode == 0, proc.stderr
     net = parse_network(proc.stdout)
     assert net(np.array([0.5, 0.5])) == pytest.approx([-5.0, -6.5])
+
+
+def test_help_and_loading_do_not_import_tensorflow():
+    code = ("import sys; from netpatch.compile_patch import build_parser; build_parser().format_help();"
+            "from frontends import load_network; load_network(sys.argv[1]);"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "examples" / "digits" / "digits_mlp.keras")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+
+
+def test_gurobi_size_limit_is_one_clear_line():
+    """The pip license stops at 2000 variables: a first-layer MNIST patch is far larger."""
+    from backends import get_backend
+    from ir.errors import SolverUnavailable
+    try:
+        get_backend("gurobi")
+    except SolverUnavailable as err:
+        pytest.skip(str(err))
+    if not MNIST_6X50.exists():
+        pytest.skip(f"shared data not found at {MNIST_6X50}")
+    proc = compile_patch(MNIST_6X50, "--layer", "1", "--backend", "gurobi", "--data", MNIST_DATA,
+                         "--index", "0")
+    if proc.returncode == 0:
+        pytest.skip("a full Gurobi license is present")
+    assert_clear_error(proc, "size-limited", "2000")
+    assert len(proc.stderr.strip().splitlines()) == 1

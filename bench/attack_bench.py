@@ -1,0 +1,75 @@
+"""Attack benchmark: `netpatch attack` per strategy on the first N correctly classified images,
+and one table of the METHOD.md metrics.  Run on demand (not a test):
+
+    .venv/bin/python bench/attack_bench.py --strategies dnc,direct --out bench/results/attack
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+from frontends import load_network  # noqa: E402
+from frontends.data import load_dataset  # noqa: E402
+from netpatch.cli import main as netpatch  # noqa: E402
+
+
+def correctly_classified(net_path, data_path, n, out: Path) -> Path:
+    """An .npz of the first n correctly classified images (the benchmark's population)."""
+    net = load_network(net_path)
+    x, y = load_dataset(data_path)
+    keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:n]
+    path = out / "images.npz"
+    np.savez(path, x=x[keep], y=y[keep], source_index=keep)
+    return path
+
+
+def fmt(v, digits=3):
+    return "-" if v is None else f"{v:.{digits}g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"))
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--strategies", default="dnc,direct")
+    parser.add_argument("--linf", default="1")
+    parser.add_argument("--max-pixels", default="15")
+    parser.add_argument("--time-limit", default="30")
+    parser.add_argument("--jobs", default="1")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "attack"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = correctly_classified(args.net, args.data, args.images, out)
+    rows = ["| strategy | defect detection | pixels mean/median/max | L2 mean | L-inf mean "
+            "| time median s | time mean s (compile / solve) | Pielou |", "|---|---|---|---|---|---|---|---|"]
+    for strategy in args.strategies.split(","):
+        run_dir = out / strategy
+        netpatch(["attack", args.net, "--data", str(images), "--linf", args.linf, "--max-pixels",
+                  args.max_pixels, "--strategy", strategy, "--time-limit", args.time_limit,
+                  "--jobs", args.jobs, "--out", str(run_dir)])
+        s = json.loads((run_dir / "report.json").read_text())["summary"]
+        t = s["time_s"]
+        rows.append(f"| {strategy} | {100 * s['defect_detection']:.1f}% ({s['successes']}/{s['attempted']}) | "
+                    f"{fmt(s['pixels']['mean'])} / {fmt(s['pixels']['median'])} / {fmt(s['pixels']['max'])} | "
+                    f"{fmt(s['l2']['mean'])} | {fmt(s['linf']['mean'])} | {fmt(t['median'])} | "
+                    f"{fmt(t['mean'])} ({fmt(t['compile_mean'])} / {fmt(t['solve_mean'])}) | {fmt(s['pielou'])} |")
+        print(rows[-1], flush=True)
+    title = (f"# Attack benchmark: {Path(args.net).name}, first {args.images} correctly classified "
+             f"images of {Path(args.data).name}, L-inf {args.linf}, <= {args.max_pixels} pixels, HiGHS, "
+             f"{args.jobs} job(s), {args.time_limit} s per solver call\n\n")
+    (out / "table.md").write_text(title + "\n".join(rows) + "\n")
+    print(f"wrote {out / 'table.md'}")
+
+
+if __name__ == "__main__":
+    main()
