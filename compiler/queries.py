@@ -35,7 +35,7 @@ def default_eps_bound(weight: np.ndarray) -> float:
 
 def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str = "linf",
                 eps_bound: float | None = None, free_patched_phases: bool = False,
-                phase_net=None) -> Problem:
+                phase_net=None, reduced: bool | None = None) -> Problem:
     """modifyEdgeLayer as a problem.  Blocks: ``eps_pos``, ``eps_neg`` (shape of W_k),
     ``eps_max`` (L-inf only), and per input ``z{k}``, ``a{m}``, ``z{m}`` up to the output.
 
@@ -44,6 +44,12 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     patch may switch inactive neurons on.  ``phase_net`` (default ``net``) is the network
     whose phases on the inputs the ReluBlocks record: pass a patched network to re-linearize
     at a candidate patch.
+
+    ``reduced`` (default: when there is one input) is METHOD.md's patch reduction, exact
+    for one input: with the source vector ``a`` fixed, the change of target j is
+    ``d_j = sum_i eps_ji a_i``; ``|eps| <= M`` reaches exactly ``|d_j| <= M ||a||_1`` and the
+    cheapest L1 way to get ``d_j`` costs ``|d_j| / ||a||_inf``.  So only ``d_pos``, ``d_neg``
+    (n_out each) are variables; ``expand_patch`` recovers ``eps``.
 
     Hints: ``inert`` marks weight changes whose source neuron is 0 on every input (they
     change nothing); ``wrong_sign`` marks the half of each pair the marking rules out.
@@ -57,6 +63,14 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     weight = edge.linear.weight
     n_out, n_in = weight.shape
     bound = default_eps_bound(weight) if eps_bound is None else float(eps_bound)
+
+    if reduced is None:
+        reduced = len(inputs) == 1
+    if reduced:
+        if len(inputs) != 1:
+            raise NetworkError("the reduced patch formulation holds for one input only")
+        return _reduced_patch_query(net, k, inputs[0], trace, phase_trace, target, objective,
+                                    bound, free_patched_phases)
 
     b = ProblemBuilder(f"patch_{net.name}_layer{k}")
     eps_pos = b.add_vars("eps_pos", (n_out, n_in), 0.0, bound)
@@ -102,6 +116,65 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     wrong_sign[eps_pos[helpful < 0]] = True
     b.hints.update(inert=inert, wrong_sign=wrong_sign)
     return b.build()
+
+
+def _reduced_patch_query(net, k, x, trace, phase_trace, target, objective, bound,
+                         free_patched_phases) -> Problem:
+    source, z0 = trace.post[k - 1][0], trace.pre[k][0]
+    n_out = len(z0)
+    l1_norm, max_abs = float(np.sum(np.abs(source))), float(np.max(np.abs(source), initial=0.0))
+    reach = bound * l1_norm
+    b = ProblemBuilder(f"patch_{net.name}_layer{k}")
+    d_pos = b.add_vars("d_pos", n_out, 0.0, reach)
+    d_neg = b.add_vars("d_neg", n_out, 0.0, reach)
+    z = b.add_vars(f"z{k}", n_out, z0 - reach, z0 + reach)
+    # z_j - d_pos_j + d_neg_j = z0_j
+    b.add_rows(f"patch{k}", np.tile(np.arange(n_out), 3), np.concatenate([z, d_pos, d_neg]),
+               np.concatenate([np.ones(n_out), -np.ones(n_out), np.ones(n_out)]), z0, z0, n_out)
+    lows, highs = bounds.propagate(net, k, z0 - reach, z0 + reach)
+    y = _encode_tail(b, net, k, z, phase_trace, 0, lows, highs, "", free_first=free_patched_phases)
+    lower_target(b, y, target, "target")
+    if objective == "linf":
+        m = b.add_vars("eps_max", (1,), 0.0, bound)
+        # d_j <= ||a||_1 * M
+        b.add_rows("d_le_reach", np.tile(np.arange(2 * n_out), 2),
+                   np.concatenate([d_pos, d_neg, np.full(2 * n_out, m[0])]),
+                   np.concatenate([np.ones(2 * n_out), -np.full(2 * n_out, l1_norm)]),
+                   -np.inf, 0.0, 2 * n_out)
+        b.minimize(m, 1.0)
+    elif max_abs > 0:
+        b.minimize(d_pos, 1.0 / max_abs)
+        b.minimize(d_neg, 1.0 / max_abs)
+    marks = _target_marks_at(net, k, target, phase_trace)
+    inert = np.zeros(b.n_vars, bool)
+    if l1_norm == 0:
+        inert[d_pos] = inert[d_neg] = True
+    wrong_sign = np.zeros(b.n_vars, bool)
+    wrong_sign[d_neg[marks > 0]] = True
+    wrong_sign[d_pos[marks < 0]] = True
+    b.hints.update(inert=inert, wrong_sign=wrong_sign)
+    problem = b.build()
+    return problem.with_(hints={**problem.hints, "source": source, "objective": objective})
+
+
+def expand_patch(problem: Problem, x: np.ndarray, weight_shape) -> np.ndarray:
+    """The weight change ``eps`` (shape of W_k) from a patch query's solution ``x``.
+
+    For the reduced formulation: L-inf spreads ``d_j`` over every source,
+    ``eps_ji = d_j sign(a_i) / ||a||_1``; L1 puts it all on the largest source.
+    """
+    if problem.has_block("eps_pos"):
+        return problem.values(x, "eps_pos") - problem.values(x, "eps_neg")
+    d = problem.values(x, "d_pos") - problem.values(x, "d_neg")
+    source = problem.hints["source"]
+    eps = np.zeros(weight_shape)
+    if not np.any(source):
+        return eps
+    if problem.hints["objective"] == "linf":
+        return np.outer(d, np.sign(source)) / np.sum(np.abs(source))
+    i = int(np.argmax(np.abs(source)))
+    eps[:, i] = d / source[i]
+    return eps
 
 
 def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int | None = None,

@@ -8,9 +8,9 @@ import numpy as np
 
 from backends.base import Status
 from compiler.passes import PassOptions
-from compiler.queries import patch_query
+from compiler.queries import default_eps_bound, expand_patch, patch_query
 from compiler.targets import NeuronTargets, Target
-from netpatch.solving import VALIDATION_TOL, Solved, solve_query
+from netpatch.solving import VALIDATION_TOL, solve_query
 
 
 @dataclass
@@ -64,7 +64,8 @@ def patch_layer(net, k: int, inputs: np.ndarray, target: Target, backend: str = 
                 options: PassOptions = PassOptions(), objective: str = "linf",
                 eps_bound: float | None = None, time_limit: float | None = None,
                 dump_dir=None, dump_stem: str | None = None,
-                free_patched_phases: bool = False, relinearize: int = 3) -> PatchOutcome:
+                free_patched_phases: bool = False, relinearize: int = 3,
+                reduced: bool | None = None) -> PatchOutcome:
     """Find the smallest change to edge-layer k's weights that makes ``target`` hold.
 
     With linearized phase fixing a patch can flip ReLUs above layer k, and then the real
@@ -73,25 +74,35 @@ def patch_layer(net, k: int, inputs: np.ndarray, target: Target, backend: str = 
     """
     phase_net, outcome = None, None
     rounds = 1 + (relinearize if options.phase_fixing == "linearized" else 0)
+    weight = net.edge(k).linear.weight
+    bound = default_eps_bound(weight) if eps_bound is None else float(eps_bound)
     for round_ in range(rounds):
-        t0 = time.perf_counter()
-        problem = patch_query(net, k, inputs, target, objective, eps_bound, free_patched_phases,
-                              phase_net=phase_net)
         stem = (dump_stem or f"patch_layer{k}") + (f"_round{round_}" if round_ else "")
-        solved: Solved = solve_query(problem, backend, options, time_limit,
-                                     query_s=time.perf_counter() - t0, dump_dir=dump_dir,
-                                     dump_stem=stem)
+        problem, solved = _solve_patch(net, k, inputs, target, backend, options, objective,
+                                       bound, time_limit, dump_dir, stem, free_patched_phases,
+                                       phase_net, reduced)
+        eps = None if solved.x is None else expand_patch(problem, solved.x, weight.shape)
+        spent_build, spent_solve = 0.0, 0.0
+        if eps is not None and np.max(np.abs(eps)) > bound * (1 + 1e-9):
+            spent_build = solved.compile_s + solved.result.build_s
+            spent_solve = solved.result.solve_s
+            # The reduced L1 problem relaxes the per-weight bound; its answer broke it, so
+            # the full formulation decides.
+            problem, solved = _solve_patch(net, k, inputs, target, backend, options, objective,
+                                           bound, time_limit, dump_dir, stem,
+                                           free_patched_phases, phase_net, False)
+            eps = None if solved.x is None else expand_patch(problem, solved.x, weight.shape)
         result = solved.result
-        build_s = solved.compile_s + result.build_s + (outcome.build_s if outcome else 0.0)
-        solve_s = result.solve_s + (outcome.solve_s if outcome else 0.0)
+        build_s = solved.compile_s + result.build_s + spent_build + (outcome.build_s if outcome else 0.0)
+        solve_s = result.solve_s + spent_solve + (outcome.solve_s if outcome else 0.0)
         previous = outcome
         outcome = PatchOutcome(result.status, k, backend, build_s=build_s, solve_s=solve_s,
                                sizes=solved.compiled.sizes_table(), message=result.message,
                                solver_version=result.version, rounds=round_ + 1)
-        if solved.x is None:
+        if eps is None:
             # keep the earlier (unvalidated) candidate when a later round finds nothing
             return _merge(previous, outcome) if previous is not None else outcome
-        outcome.eps = solved.signed("eps")
+        outcome.eps = eps
         outcome.objective = result.objective
         patched = net.with_patch(k, outcome.eps)
         outcome.validated = target_holds(patched, inputs, target, relaxed=options.relaxation)
@@ -99,6 +110,16 @@ def patch_layer(net, k: int, inputs: np.ndarray, target: Target, backend: str = 
             return outcome
         phase_net = patched
     return outcome
+
+
+def _solve_patch(net, k, inputs, target, backend, options, objective, bound, time_limit,
+                 dump_dir, stem, free_patched_phases, phase_net, reduced):
+    t0 = time.perf_counter()
+    problem = patch_query(net, k, inputs, target, objective, bound, free_patched_phases,
+                          phase_net=phase_net, reduced=reduced)
+    solved = solve_query(problem, backend, options, time_limit, query_s=time.perf_counter() - t0,
+                         dump_dir=dump_dir, dump_stem=stem)
+    return problem, solved
 
 
 def _merge(candidate: PatchOutcome, last: PatchOutcome) -> PatchOutcome:

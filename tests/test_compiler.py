@@ -31,11 +31,12 @@ X = np.array([0.5, 0.5])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("margin", [0.0, 0.1])
 @pytest.mark.parametrize("pruning", [True, False])
-def test_paper_edge_layer_2_linf_optimum(backend, margin, pruning):
+@pytest.mark.parametrize("reduced", [True, False])
+def test_paper_edge_layer_2_linf_optimum(backend, margin, pruning, reduced):
     require_backend(backend)
     prop = Conjunction((beats(1, 0, margin),))
     outcome = patch_layer(paper_network(), 2, X, prop, backend,
-                          PassOptions(sign_pruning=pruning), objective="linf")
+                          PassOptions(sign_pruning=pruning), objective="linf", reduced=reduced)
     assert outcome.status.value == "optimal"
     assert outcome.objective == pytest.approx((1.5 + margin) / 28.5, abs=1e-9)
     assert outcome.eps_linf == pytest.approx((1.5 + margin) / 28.5, abs=1e-9)
@@ -74,10 +75,11 @@ def acas():
 
 @pytest.mark.parametrize("backend", ["highs", "pyomo-highs", "gurobi"])
 @pytest.mark.parametrize("objective,optimum", [("l1", 0.0010340), ("linf", 0.00016694)])
-def test_acas_last_layer_optimum(backend, objective, optimum):
+@pytest.mark.parametrize("reduced", [True, False])
+def test_acas_last_layer_optimum(backend, objective, optimum, reduced):
     require_backend(backend)
     net, x, prop = acas()
-    outcome = patch_layer(net, net.depth, x, prop, backend, objective=objective)
+    outcome = patch_layer(net, net.depth, x, prop, backend, objective=objective, reduced=reduced)
     assert outcome.status.value == "optimal"
     assert outcome.objective == pytest.approx(optimum, abs=1e-6)
     assert outcome.validated
@@ -126,6 +128,26 @@ def test_disabling_sign_pruning_never_worsens_the_optimum(objective, mode):
     assert solved > 0
 
 
+@pytest.mark.parametrize("objective", ["l1", "linf"])
+def test_patch_reduction_is_exact(objective):
+    """Same optimum and same feasibility verdict as the full formulation, on every layer."""
+    net, cases = mnist_cases(3)
+    for x, prop in cases:
+        for k in range(1, net.depth + 1):
+            for options in (PassOptions(sign_pruning=False), PassOptions(phase_fixing="region")):
+                full = patch_layer(net, k, x, prop, "highs", options, objective=objective,
+                                   relinearize=0, reduced=False)
+                small = patch_layer(net, k, x, prop, "highs", options, objective=objective,
+                                    relinearize=0, reduced=True)
+                assert (full.eps is None) == (small.eps is None), (k, full.status, small.status)
+                if full.eps is None:
+                    continue
+                assert small.objective == pytest.approx(full.objective, rel=1e-6, abs=1e-9)
+                size = small.eps_linf if objective == "linf" else small.eps_l1
+                assert size == pytest.approx(small.objective, rel=1e-6, abs=1e-9)
+                assert small.validated == full.validated or options.phase_fixing == "linearized"
+
+
 def test_dropping_inert_weights_is_exact():
     net, cases = mnist_cases()
     for x, prop in cases:
@@ -161,7 +183,7 @@ def test_relaxation_never_worsens_the_optimum():
 def test_passes_report_sizes_and_shrink_the_problem():
     net, cases = mnist_cases(1)
     x, prop = cases[0]
-    problem = patch_query(net, 1, x, prop, "linf")
+    problem = patch_query(net, 1, x, prop, "linf", reduced=False)
     compiled = compile_problem(problem, PassOptions())
     names = [r["pass"] for r in compiled.sizes_table()]
     assert names[0] == "query" and names[-1] == "compact"
