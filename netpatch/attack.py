@@ -41,7 +41,7 @@ class AttackConfig:
     margin: float = DEFAULT_MARGIN
     max_targets: int | None = None       # candidate classes tried (None: all)
     relinearize: int = 3                 # extra rounds for `direct`
-    patch_objective: str = "l1"          # dnc patches: l1 moves few neurons, linf moves all
+    patch_objective: str = "linf"        # dnc patches (with point targets l1 moves fewer neurons)
     free_patched_phases: bool = False    # dnc patches may switch the patched layer's ReLUs
     inner_targets: str = "pullback"      # dnc: "pullback" or "points" (the paper's reading)
     passes: PassOptions = PassOptions()

@@ -74,7 +74,8 @@ def solve_candidates(net, k, x, prop, backend, args) -> PatchOutcome:
         outcome = patch_layer(net, k, x, conj, backend, pass_options(args), args.objective,
                               args.eps_bound, args.time_limit, dump_dir=args.dump_lp,
                               dump_stem=stem, free_patched_phases=args.free_patched_phases,
-                              relinearize=args.relinearize)
+                              relinearize=args.relinearize,
+                              reduced=False if args.no_reduction else None)
         outcome.target_class = target_class
         if outcome.validated:
             return outcome
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "but patches of the upper layers then validate")
     parser.add_argument("--no-phase-fixing", action="store_true",
                         help="keep ReLU phases free: a MILP with big-M from interval bounds")
+    parser.add_argument("--no-reduction", action="store_true",
+                        help="keep one variable per weight instead of one per target neuron")
     parser.add_argument("--no-sign-pruning", action="store_true")
     parser.add_argument("--no-relaxation", action="store_true")
     parser.add_argument("--time-limit", type=float, help="seconds per solver call")

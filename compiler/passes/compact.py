@@ -26,6 +26,7 @@ def compact(problem):
     shift = matrix @ values
     row_lower, row_upper = problem.row_lower - shift, problem.row_upper - shift
     sub = matrix[:, keep].tocsr()
+    sub.eliminate_zeros()   # coefficients that cancelled (e.g. +1 and -1 on one variable)
     lower, upper = problem.lower[keep].copy(), problem.upper[keep].copy()
     integer = problem.integer_mask[keep]
 
