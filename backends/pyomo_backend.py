@@ -364,15 +364,8 @@ def _free_name(model, name: str) -> str:
 
 def _file_names(names: list[str]) -> list[str]:
     """Names LP/MPS readers accept and keep apart: no leading digit, no duplicates."""
-    seen, out = set(), []
-    for name in names:
-        name = name if name[:1].isalpha() or name[:1] == "_" else "n" + name
-        base, k = name, 1
-        while name in seen:
-            name, k = f"{base}_{k}", k + 1
-        seen.add(name)
-        out.append(name)
-    return out
+    from compiler.problem import unique_names
+    return unique_names([n if n[:1].isalpha() or n[:1] == "_" else "n" + n for n in names])
 
 
 @contextlib.contextmanager

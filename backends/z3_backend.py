@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import Backend, Result, Status
+from compiler.problem import unique_names
 
 
 class Z3Backend(Backend):
@@ -101,7 +102,7 @@ class _Z3Model:
         self.opt = z3.Optimize(ctx=self.ctx)
         self._numerals: dict[float, object] = {}
         integer = problem.integer_mask.tolist()
-        names = _unique(problem.variable_names())
+        names = unique_names(problem.variable_names())
         self.xs = [z3.Int(name, self.ctx) if is_int else z3.Real(name, self.ctx)
                    for name, is_int in zip(names, integer)]
         self._reals = [z3.ToReal(x) if is_int else x for x, is_int in zip(self.xs, integer)]
@@ -174,15 +175,3 @@ def _fraction(value) -> Fraction:
     if z3.is_int_value(value):
         return Fraction(value.as_long())
     return Fraction(value.numerator_as_long(), value.denominator_as_long())
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Distinct names (z3 identifies constants by name): ``_1``, ``_2`` appended to repeats."""
-    seen, out = set(), []
-    for name in names:
-        base, k = name, 1
-        while name in seen:
-            name, k = f"{base}_{k}", k + 1
-        seen.add(name)
-        out.append(name)
-    return out

@@ -203,6 +203,18 @@ def sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """The names with repeats made distinct by ``_1``, ``_2``, ... suffixes."""
+    seen, out = set(), []
+    for name in names:
+        base, k = name, 1
+        while name in seen:
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 class ProblemBuilder:
     """Collects variable blocks, row blocks and ReLU pairs, then freezes a ``Problem``."""
 
