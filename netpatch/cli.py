@@ -31,8 +31,14 @@ def cmd_ir(args) -> int:
     if args.out:
         dump_nnir(net, args.out)
         print(f"wrote {args.out}")
-    else:
+    elif args.inline:
         sys.stdout.write(format_network(net))
+    else:
+        external = {}
+        sys.stdout.write(format_network(net, external))
+        if external:
+            shapes = ", ".join(f"@{name} {tuple(a.shape)}" for name, a in external.items())
+            print(f"# not shown: {shapes}; write them with -o NAME.nnir, or print all with --inline")
     return 0
 
 
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ir", help="print a network as .nnir text (or write it with -o)")
     add_network_args(p)
     p.add_argument("-o", "--out", help="write NAME.nnir (large weights go to NAME.npz beside it)")
+    p.add_argument("--inline", action="store_true", help="print every array in the text")
     p.set_defaults(run=cmd_ir)
 
     p = sub.add_parser("eval", help="accuracy of a network on a data set (.npz with x, y)")
