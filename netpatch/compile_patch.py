@@ -65,11 +65,14 @@ def pass_options(args) -> PassOptions:
                        sign_pruning=not args.no_sign_pruning, relaxation=not args.no_relaxation)
 
 
-def solve_candidates(net, k, x, prop, backend, args) -> PatchOutcome:
+def solve_candidates(net, k, x, prop, backend, args, only=None) -> PatchOutcome:
     """Try the property's targeted candidates in order; return the first validated patch
-    (or the last outcome when none validates)."""
+    (or the last outcome when none validates).  ``only`` keeps the candidate whose target
+    class is given (so that compared backends solve the same problem)."""
     outcome = None
     for target_class, conj in targeted_candidates(prop, net(x)):
+        if only is not None and target_class != only:
+            continue
         stem = f"{net.name}_layer{k}" + ("" if target_class is None else f"_target{target_class}")
         outcome = patch_layer(net, k, x, conj, backend, pass_options(args), args.objective,
                               args.eps_bound, args.time_limit, dump_dir=args.dump_lp,
@@ -172,10 +175,12 @@ def main(argv=None) -> int:
     if not args.compare:
         rows = [solve_candidates(net, k, x, prop, args.backend, args)]
     else:
+        # The first backend that runs picks the target class; the others solve that problem.
         rows = []
         for name in (n.strip() for n in args.compare.split(",")):
+            only = rows[0].target_class if rows else None
             try:
-                rows.append(solve_candidates(net, k, x, prop, name, args))
+                rows.append(solve_candidates(net, k, x, prop, name, args, only=only))
             except SolverUnavailable as err:   # one unusable solver does not end a comparison
                 print(f"compile-patch: {name} skipped: {err}", file=sys.stderr)
         if not rows:

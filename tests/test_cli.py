@@ -73,6 +73,20 @@ def test_compile_patch_default_property_misclassifies_a_digit():
     assert out["weights_changed"] > 0
 
 
+def test_compare_solves_one_target_class_with_every_backend():
+    # Backends may return different optimal vertices, of which only some validate; the
+    # comparison must still be of one problem (one target class), with equal optima.
+    if not MNIST_6X50.exists():
+        pytest.skip(f"shared data not found at {MNIST_6X50}")
+    proc = compile_patch(MNIST_6X50, "--layer", "mid", "--data", MNIST_DATA, "--index", "0",
+                         "--compare", "highs,z3", "--relinearize", "0", "--time-limit", "60", "--json")
+    out = json.loads(proc.stdout)
+    rows = out["compare"]
+    assert len(rows) == 2 and rows[0]["target_class"] == rows[1]["target_class"]
+    assert rows[1]["objective"] == pytest.approx(rows[0]["objective"], rel=1e-6)
+    assert out["disagreements"] == []
+
+
 @pytest.mark.parametrize("argv,fragments", [
     (["--layer", "9", "--x", "0.5,0.5"], ["--layer 9 is out of range", "1..3"]),
     (["--layer", "middle", "--x", "0.5,0.5"], ["--layer 'middle'"]),
