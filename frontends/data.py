@@ -40,6 +40,26 @@ def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
+def load_inputs(path: str | Path, n_inputs: int) -> np.ndarray:
+    """Inputs only, float64 ``(N, n_inputs)``: an .npz's ``x``, or a CSV whose rows are the
+    inputs themselves (``n_inputs`` columns, e.g. ACAS Xu's inputs.csv) or a label and then
+    the inputs (``n_inputs + 1`` columns)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv" and path.exists():
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError as err:
+            raise DataError(f"{path}: cannot read data set: {err}") from None
+        if table.shape[1] == n_inputs:
+            if not np.all(np.isfinite(table)):
+                raise DataError(f"{path}: inputs hold non-finite values")
+            return table
+    x, _ = load_dataset(path)
+    if x.shape[1] != n_inputs:
+        raise DataError(f"{path}: rows have {x.shape[1]} values, the network takes {n_inputs}")
+    return x
+
+
 def check_fits(x: np.ndarray, y: np.ndarray, n_inputs: int, n_outputs: int, source: str) -> None:
     """Raise a DataError naming the mismatch when the data does not fit the network."""
     if x.shape[1] != n_inputs:

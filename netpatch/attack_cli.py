@@ -7,6 +7,7 @@ At the end: ``report.json``, ``report.md``, ``adversarial.npz`` and ``examples.p
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -45,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--time-limit", type=float, help="seconds per solver call")
     p.add_argument("--max-targets", type=int, help="try at most N target classes per image")
+    p.add_argument("--image-shape", help="H,W,C to draw flat inputs as images in examples.png, "
+                   "e.g. 32,32,3 (default: guessed for 784 and 3072 inputs)")
     p.add_argument("--out", default="runs/attack", help="output folder (default runs/attack)")
     p.set_defaults(run=run)
 
@@ -69,19 +72,50 @@ def run(args) -> int:
     if done:
         print(f"resuming: {len(done)} of {len(x)} images already in {out / RESULTS}", file=sys.stderr)
 
-    with open(out / RESULTS, "a") as sink:
-        progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
-        for record in run_images(args, net, x, y, config, todo):
-            sink.write(json.dumps(record) + "\n")
-            sink.flush()
-            os.fsync(sink.fileno())
-            done[record["index"]] = record
-            progress.update(record)
-        progress.finish()
+    shape = guess_image_shape(net, args.image_shape)
+    progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
+    for record in run_images(args, net, x, y, config, todo):
+        append_records(out, [record], done, progress)
+    progress.finish()
 
     records = [done[i] for i in sorted(done)]
-    finish(out, net, x, records, settings)
+    finish(out, net, x, records, settings, image_shape=shape)
     return 0
+
+
+def append_records(out: Path, records: list[dict], done: dict, progress: "Progress") -> None:
+    """Append finished images to results.jsonl, on disk before anything else happens."""
+    with open(out / RESULTS, "a") as sink:
+        for record in records:
+            sink.write(json.dumps(record) + "\n")
+        sink.flush()
+        os.fsync(sink.fileno())
+    for record in records:
+        done[record["index"]] = record
+        progress.update(record)
+
+
+def guess_image_shape(net, text: str | None) -> tuple[int, ...]:
+    """--image-shape H,W,C, else the network's input shape; a flat input of s*s values (s >= 4)
+    is read as an s x s grayscale image and one of 3*s*s values as RGB (MNIST: 28x28x1,
+    CIFAR-10: 32x32x3, the digits example: 8x8x1)."""
+    if text:
+        try:
+            shape = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise DataError(f"--image-shape {text!r}: expected integers like 32,32,3") from None
+        if int(np.prod(shape)) != net.n_inputs:
+            raise DataError(f"--image-shape {text}: {int(np.prod(shape))} values, the network "
+                            f"takes {net.n_inputs}")
+        return shape
+    if len(net.input_shape) != 1:
+        return tuple(net.input_shape)
+    n = net.n_inputs
+    for channels in (1, 3):
+        side = math.isqrt(n // channels)
+        if side >= 4 and side * side * channels == n:
+            return (side, side, channels)
+    return tuple(net.input_shape)
 
 
 def prepare_output(out: Path, settings: dict) -> dict[int, dict]:
@@ -203,7 +237,7 @@ def adversarial_arrays(x: np.ndarray, records: list[dict]) -> dict[str, np.ndarr
             "adv_label": np.array([r["adv_label"] for r in wins], dtype=np.int64)}
 
 
-def finish(out: Path, net, x, records: list[dict], settings: dict) -> None:
+def finish(out: Path, net, x, records: list[dict], settings: dict, image_shape=None) -> None:
     from netpatch.metrics import summarize
     from netpatch.report import image_grid, write_report
     arrays = adversarial_arrays(x, records)
@@ -215,7 +249,7 @@ def finish(out: Path, net, x, records: list[dict], settings: dict) -> None:
     summary = summarize(records, n_classes=net.n_outputs, n_inputs=net.n_inputs)
     write_report(out, summary, settings, title=f"netpatch attack: {Path(settings['net']).name}")
     image_grid(out / "examples.png", arrays["x"], arrays["x_adv"], arrays["label"],
-               arrays["adv_label"], net.input_shape)
+               arrays["adv_label"], image_shape or net.input_shape)
     dd = summary["defect_detection"]
     print(f"{summary['successes']}/{summary['attempted']} correctly classified images attacked "
           f"successfully ({'-' if dd is None else f'{100 * dd:.1f}%'}); report: {out / 'report.md'}")

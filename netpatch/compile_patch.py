@@ -48,11 +48,11 @@ def read_input(args, net) -> tuple[np.ndarray, int | None]:
             raise DataError(f"--x {args.x!r}: expected comma-separated numbers") from None
         label = None
     elif args.data is not None:
-        from frontends.data import load_dataset
-        xs, ys = load_dataset(args.data)
+        from frontends.data import load_inputs
+        xs = load_inputs(args.data, net.n_inputs)
         if not 0 <= args.index < len(xs):
             raise DataError(f"--index {args.index} is out of range: {args.data} has {len(xs)} rows")
-        x, label = xs[args.index], int(ys[args.index])
+        x, label = xs[args.index], None
     else:
         raise DataError("give the input with --x V1,V2,... or with --data FILE --index I")
     if x.shape != (net.n_inputs,):

@@ -1,0 +1,172 @@
+"""Baseline attacks from the Adversarial Robustness Toolbox (ART), for ``netpatch bench``.
+
+Optional: ``pip install '.[baselines]'``.  ART attacks a Keras copy of the IR network in
+float32; every answer then goes through the same float64 checks as netpatch's own: the
+change is clipped to the input domain, entries ART left unchanged stay exactly unchanged,
+and a success counts only when the ORIGINAL IR network misclassifies the result.
+
+Settings (one place, so the table can say them): FGSM and PGD are L-inf attacks with budget
+``eps``; DeepFool and Carlini-Wagner L2 are unbounded minimal-perturbation attacks; JSMA is
+targeted by nature, so every target class is run and the success with the fewest changed
+inputs is kept (as users do for an untargeted comparison); the boundary attack is
+decision-based (only labels), the pixel attack changes at most ``max_pixels`` pixels by
+differential evolution.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ir.errors import NetpatchError
+
+METHODS = ("fgsm", "pgd", "deepfool", "jsma", "cw", "boundary", "pixel")
+
+DESCRIPTIONS = {
+    "fgsm": "FGSM, L-inf eps",
+    "pgd": "PGD, L-inf eps, 40 steps of eps/10",
+    "deepfool": "DeepFool (minimal L2 step to the nearest boundary)",
+    "jsma": "JSMA, every target class, fewest changed inputs kept",
+    "cw": "Carlini-Wagner L2 (4 binary-search steps x 20 iterations)",
+    "boundary": "Boundary attack (decision-based, 200 iterations)",
+    "pixel": "Pixel attack (differential evolution, at most max_pixels pixels)",
+}
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    eps: float = 0.1          # L-inf budget of FGSM and PGD
+    max_pixels: int = 15      # pixels the pixel attack may change
+    seed: int = 0
+
+
+def require_art() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # before TensorFlow's first import
+    try:
+        import art  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ModuleNotFoundError as err:
+        raise NetpatchError(f"baseline attacks need {err.name}: pip install '.[baselines]'") from None
+
+
+def image_shape_of(net, image_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """The shape ART sees: ``image_shape`` (H, W, C) when given, else the network's."""
+    shape = tuple(image_shape) if image_shape else tuple(net.input_shape)
+    if int(np.prod(shape)) != net.n_inputs:
+        raise NetpatchError(f"image shape {shape} has {int(np.prod(shape))} values; "
+                            f"the network takes {net.n_inputs}")
+    return shape
+
+
+def classifier(net, shape: tuple[int, ...]):
+    """ART's TensorFlow v2 wrapper around a float32 Keras copy of ``net``."""
+    require_art()
+    import tensorflow as tf
+    from art.estimators.classification import TensorFlowV2Classifier
+    from netpatch.keras_model import to_keras
+    lo, hi = float(np.min(net.domain.lower)), float(np.max(net.domain.upper))
+    return TensorFlowV2Classifier(
+        model=to_keras(net, shape), nb_classes=net.n_outputs, input_shape=shape,
+        loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=(lo, hi))
+
+
+def _attacks(clf, net, config: BaselineConfig) -> dict[str, Callable]:
+    """Each method as ``generate(x32, labels) -> x_adv32`` (untargeted unless said)."""
+    from art.attacks.evasion import (BoundaryAttack, CarliniL2Method, DeepFool,
+                                     FastGradientMethod, PixelAttack,
+                                     ProjectedGradientDescent)
+    eps = config.eps
+
+    def jsma(x32, labels):
+        return _jsma_all_targets(clf, net, x32, labels)
+
+    return {
+        "fgsm": lambda x32, labels: FastGradientMethod(clf, eps=eps).generate(x32),
+        "pgd": lambda x32, labels: ProjectedGradientDescent(
+            clf, eps=eps, eps_step=eps / 10, max_iter=40, verbose=False).generate(x32),
+        "deepfool": lambda x32, labels: DeepFool(clf, max_iter=50, nb_grads=net.n_outputs,
+                                                 verbose=False).generate(x32),
+        "jsma": jsma,
+        "cw": lambda x32, labels: CarliniL2Method(
+            clf, max_iter=20, binary_search_steps=4, initial_const=1.0, learning_rate=0.1,
+            batch_size=len(x32), verbose=False).generate(x32),
+        "boundary": lambda x32, labels: BoundaryAttack(
+            clf, targeted=False, max_iter=200, num_trial=10, verbose=False).generate(x32),
+        "pixel": lambda x32, labels: PixelAttack(
+            clf, th=config.max_pixels, es=0, max_iter=50, verbose=False).generate(x32),
+    }
+
+
+def _jsma_all_targets(clf, net, x32, labels):
+    """JSMA towards every other class; per image the success with fewest changes (else the
+    input unchanged)."""
+    from art.attacks.evasion import SaliencyMapMethod
+    attack = SaliencyMapMethod(clf, theta=1.0, gamma=0.1, verbose=False)
+    n = len(x32)
+    best = x32.copy()
+    best_count = np.full(n, np.inf)
+    flat = x32.reshape(n, -1)
+    for target in range(net.n_outputs):
+        rows = np.flatnonzero(labels != target)
+        if not len(rows):
+            continue
+        candidate = attack.generate(x32[rows], y=np.eye(net.n_outputs)[np.full(len(rows), target)])
+        cflat = candidate.reshape(len(rows), -1).astype(np.float64)
+        fooled = np.argmax(net(cflat), axis=1) != labels[rows]
+        counts = np.count_nonzero(cflat != flat[rows], axis=1)
+        better = fooled & (counts < best_count[rows])
+        best[rows[better]] = candidate[better]
+        best_count[rows[better]] = counts[better]
+    return best
+
+
+def to_adversarial(net, x: np.ndarray, x32: np.ndarray, xa32: np.ndarray) -> np.ndarray:
+    """float64 adversarial inputs: ``x`` plus ART's change, exactly ``x`` where ART changed
+    nothing (float32 cannot hold most float64 inputs), clipped to the domain."""
+    change = xa32.reshape(len(x), -1).astype(np.float64) - x32.reshape(len(x), -1).astype(np.float64)
+    return net.domain.clip(x + change)
+
+
+def run_baseline(method: str, net, x: np.ndarray, labels: np.ndarray, config: BaselineConfig,
+                 image_shape: Sequence[int] | None = None, indices: Sequence[int] | None = None,
+                 clf=None) -> list[dict]:
+    """Attack the rows of ``x`` (correctly classified images, true ``labels``) with one ART
+    method, as one batch; one ``results.jsonl`` record per image.  ART works on batches, so
+    the time per image is the batch's time divided by its size."""
+    if method not in METHODS:
+        raise NetpatchError(f"unknown baseline {method!r}; use one of {', '.join(METHODS)}")
+    require_art()
+    shape = image_shape_of(net, image_shape)
+    clf = clf or classifier(net, shape)
+    labels = np.asarray(labels, dtype=np.int64)
+    x32 = x.reshape((len(x),) + shape).astype(np.float32)
+    np.random.seed(config.seed)     # ART draws from numpy's global generator
+    t0 = time.perf_counter()
+    xa32 = _attacks(clf, net, config)[method](x32, labels)
+    per_image = (time.perf_counter() - t0) / max(len(x), 1)
+    x_adv = to_adversarial(net, x, x32, xa32)
+    predicted = np.argmax(net(x_adv), axis=1)
+    indices = range(len(x)) if indices is None else indices
+    return [_record(int(i), x[row], x_adv[row], int(labels[row]), int(predicted[row]), per_image)
+            for row, i in enumerate(indices)]
+
+
+def _record(index: int, xi, x_adv, label: int, predicted: int, seconds: float) -> dict:
+    """The ``netpatch attack`` record shape, so one summary code serves every method."""
+    success = predicted != label
+    delta = x_adv - xi
+    changed = np.flatnonzero(delta)
+    return {"index": index, "label": label, "success": bool(success),
+            "adv_label": predicted if success else None, "target": None,
+            "pixels": int(len(changed)) if success else None,
+            "l2": float(np.linalg.norm(delta)) if success else None,
+            "linf": float(np.max(np.abs(delta), initial=0.0)) if success else None,
+            "compile_s": 0.0, "solve_s": round(seconds, 6), "total_s": round(seconds, 6),
+            "status": "validated" if success else "failed",
+            "stage": "done" if success else "attack",
+            "reason": "" if success else "the original network still predicts the label",
+            "changes": [[int(j), float(x_adv[j])] for j in changed] if success else []}
