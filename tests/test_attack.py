@@ -162,3 +162,19 @@ def test_attack_cli_bad_data_is_a_clear_error(tmp_path, make, fragment):
     proc = attack_cli(DIGITS_NET, "--data", path, "--out", tmp_path / "run")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and fragment in proc.stderr
+
+
+def test_flat_inputs_are_drawn_as_images_of_the_right_shape():
+    from ir.errors import DataError
+    from ir.network import Domain, Linear, Network
+    from netpatch.attack_cli import guess_image_shape
+
+    def flat(n):
+        return Network((Linear(np.zeros((2, n)), np.zeros(2)),), Domain.box(n))
+    assert guess_image_shape(flat(784), None) == (28, 28, 1)
+    assert guess_image_shape(flat(3072), None) == (32, 32, 3)
+    assert guess_image_shape(flat(64), None) == (8, 8, 1)
+    assert guess_image_shape(flat(5), None) == (5,)
+    assert guess_image_shape(flat(3072), "3,32,32") == (3, 32, 32)
+    with pytest.raises(DataError, match="3072"):
+        guess_image_shape(flat(3072), "32,32,1")

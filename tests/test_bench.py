@@ -131,3 +131,4 @@ def test_patch_table_on_acas_last_layer_is_the_known_optimum(shared_data, tmp_pa
         pruned, free = row["sign pruning"], row["no sign pruning"]
         if pruned["l1"] is not None and free["l1"] is not None:
             assert free["l1"] <= pruned["l1"] + 1e-9
+
