@@ -242,6 +242,14 @@ def success_curve(pixels: Sequence[int], n_attempted: int, k_max: int) -> tuple[
     return k, 100.0 * counts / n_attempted
 
 
+SYMLOG_FROM = 50   # largest pixel count that still gets a linear x axis
+
+
+def x_scale(k_max: int) -> str:
+    """The trade-off plot's x scale: linear for sparse attacks only, else symlog."""
+    return "symlog" if k_max > SYMLOG_FROM else "linear"
+
+
 def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mapping[str, int]) -> Path:
     """Save a PNG of success rate (y, % of attempted inputs) against pixels changed (x).
 
@@ -249,7 +257,9 @@ def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mappin
     ``n_attempted[method]`` the number of inputs it attacked. Each method is a step curve
     of the share of attempted inputs with a success using at most k pixels, up to the
     largest count over all methods (plus one, so the last step shows). A method with no attempted input is listed in the
-    legend without a curve. Returns ``path``.
+    legend without a curve. When dense methods (hundreds of pixels) share the plot with
+    sparse ones, the x axis is linear up to 10 pixels and logarithmic beyond, so both stay
+    readable. Returns ``path``.
     """
     plt, path = _pyplot(), Path(path)
     k_max = max((max(p) for p in curves.values() if len(p)), default=1)
@@ -263,6 +273,9 @@ def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mappin
         ax.step(k, share, where="post", label=f"{method} ({len(pixels)}/{attempted})")
     ax.set_xlabel("pixels changed (at most k)")
     ax.set_ylabel("success rate, % of attempted")
+    if x_scale(k_max) == "symlog":
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("pixels changed (at most k; logarithmic above 10)")
     ax.set_xlim(0, k_max + 1)
     ax.set_ylim(0, 102)
     ax.grid(True, alpha=0.3)

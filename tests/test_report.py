@@ -10,7 +10,7 @@ import pytest
 
 from netpatch.metrics import summarize
 from netpatch.report import (defect_detection_text, difference_image, fmt, image_grid,
-                             success_curve, tradeoff_plot, write_report)
+                             success_curve, tradeoff_plot, write_report, x_scale)
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
@@ -118,5 +118,14 @@ def test_success_curve_steps():
 def test_tradeoff_plot_writes_png(tmp_path):
     path = tradeoff_plot(tmp_path / "tradeoff.png", {"dnc": [1, 2, 2, 5], "direct": [3], "none": []},
                          {"dnc": 8, "direct": 8, "none": 0})
+    height, width = _read_png(path)
+    assert width > height
+
+
+def test_tradeoff_plot_switches_to_log_scale_for_dense_attacks(tmp_path):
+    assert x_scale(15) == "linear"
+    assert x_scale(600) == "symlog"
+    path = tradeoff_plot(tmp_path / "dense.png", {"dnc": [3, 9], "fgsm": [600, 700]},
+                         {"dnc": 4, "fgsm": 4})
     height, width = _read_png(path)
     assert width > height
