@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,8 +82,8 @@ class Problem:
     objective_offset: float = 0.0
     relus: tuple[ReluBlock, ...] = ()
     hints: dict = field(default_factory=dict)
-    var_names: tuple[str, ...] | None = None   # set once blocks no longer give the names
-    row_labels: tuple[str, ...] | None = None
+    var_names: "Sequence[str] | None" = None   # set once blocks no longer give the names
+    row_labels: "Sequence[str] | None" = None
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -143,8 +144,8 @@ class Problem:
             return list(self.var_names)
         names = []
         for block in self.blocks:
-            for idx in np.ndindex(*block.shape):
-                names.append(sanitize(block.name + "".join(f"_{i}" for i in idx)))
+            stem = sanitize(block.name)
+            names.extend(stem + "".join(f"_{i}" for i in idx) for idx in np.ndindex(*block.shape))
         return names
 
     def row_names(self) -> list[str]:
@@ -163,7 +164,7 @@ class Problem:
         count = matrix.shape[0]
         labels = None
         if self.row_labels is not None:
-            labels = self.row_labels + tuple(sanitize(f"{name}_{i}") for i in range(count))
+            labels = tuple(self.row_labels) + tuple(sanitize(f"{name}_{i}") for i in range(count))
         return replace(
             self, matrix=sp.vstack([self.matrix, sp.csr_matrix(matrix)], format="csr"),
             row_lower=np.concatenate([self.row_lower, np.broadcast_to(lower, (count,))]),
@@ -175,7 +176,7 @@ class Problem:
         block = VarBlock(name, (count,), self.n_vars, integer)
         names = None
         if self.var_names is not None:
-            names = self.var_names + tuple(sanitize(f"{name}_{i}") for i in range(count))
+            names = tuple(self.var_names) + tuple(sanitize(f"{name}_{i}") for i in range(count))
         return replace(
             self, blocks=self.blocks + (block,),
             lower=np.concatenate([self.lower, np.broadcast_to(lower, (count,))]),
@@ -196,6 +197,28 @@ class Problem:
                 i = int(np.argmax(lo > hi))
                 raise NetpatchError(f"problem {self.name!r}: {what} {i} has lower bound {lo[i]} "
                                     f"above upper bound {hi[i]}")
+
+
+class LazyNames(Sequence):
+    """Names computed on first use: most solves never print one, and a patch problem of the
+    first MNIST layer has 78,400 of them."""
+
+    def __init__(self, make: Callable[[], Sequence[str]]):
+        self._make, self._names = make, None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = tuple(self._make())
+        return self._names
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __getitem__(self, index):
+        return self._get()[index]
+
+    def __iter__(self):
+        return iter(self._get())
 
 
 def sanitize(name: str) -> str:
@@ -228,7 +251,7 @@ class ProblemBuilder:
         self._row_upper: list[np.ndarray] = []
         self._row_blocks: list[RowBlock] = []
         self._relus: list[ReluBlock] = []
-        self._objective: dict[int, float] = {}
+        self._objective: list[tuple[np.ndarray, np.ndarray]] = []
         self.objective_offset = 0.0
         self.hints: dict = {}
         self._n = 0
@@ -274,8 +297,8 @@ class ProblemBuilder:
                                      None if phase is None else np.asarray(phase, bool).ravel()))
 
     def minimize(self, idx, coeffs) -> None:
-        for i, c in zip(np.ravel(idx), np.broadcast_to(np.asarray(coeffs, float), np.shape(np.ravel(idx)))):
-            self._objective[int(i)] = self._objective.get(int(i), 0.0) + float(c)
+        idx = np.ravel(np.asarray(idx, dtype=np.int64))
+        self._objective.append((idx, np.broadcast_to(np.asarray(coeffs, float), idx.shape)))
 
     def build(self) -> Problem:
         n = self._n
@@ -283,8 +306,8 @@ class ProblemBuilder:
         matrix = sp.vstack(mats, format="csr") if mats else sp.csr_matrix((0, n))
         matrix.sum_duplicates()
         objective = np.zeros(n)
-        for i, c in self._objective.items():
-            objective[i] = c
+        for idx, coeffs in self._objective:
+            np.add.at(objective, idx, coeffs)
         problem = Problem(
             name=self.name, blocks=tuple(self._blocks),
             lower=np.concatenate(self._lower) if self._lower else np.zeros(0),

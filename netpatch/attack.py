@@ -22,9 +22,11 @@ import numpy as np
 
 from backends.base import Status
 from compiler.passes import PassOptions
+from compiler import bounds
 from compiler.queries import input_query, marks_for
+from compiler.sparse import fewest_inputs
 from compiler.targets import NeuronTargets, Target, pull_back
-from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, targeted_candidates
+from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, Conjunction, targeted_candidates
 from netpatch.patching import patch_layer
 from netpatch.solving import solve_query
 
@@ -44,6 +46,8 @@ class AttackConfig:
     patch_objective: str = "linf"        # dnc patches (with point targets l1 moves fewer neurons)
     free_patched_phases: bool = False    # dnc patches may switch the patched layer's ReLUs
     inner_targets: str = "pullback"      # dnc: "pullback" or "points" (the paper's reading)
+    cuts: str = "all"                    # dnc: "halving" (the paper) or "all" (see cut_schedules)
+    recovery: str = "sort"               # one linear inequality: "sort" (closed form) or "milp"
     passes: PassOptions = PassOptions()
 
 
@@ -195,25 +199,66 @@ def validate(net, x, x_adv, label: int, config: AttackConfig) -> str:
 # ---- strategies ---------------------------------------------------------------------------
 
 INNER_TARGETS = ("points", "pullback")
+CUTS = ("halving", "all")
+RECOVERY = ("sort", "milp")
+
+
+def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
+    """The edge-layers divide and conquer patches, in order, one list per attempt.
+
+    ``halving`` is the paper's single schedule: ``p = ceil(l / 2)`` down to 1 (``[4, 2, 1]``
+    for 7 edge-layers).  ``all`` tries it first, then every other first cut k from
+    ``depth - 1`` down to 1, halving below k (``[6, 3, 2, 1]``, ``[5, 3, 2, 1]``, ``[3, 2, 1]``,
+    ``[2, 1]``, ``[1]``): each patch linearizes the network at other phases, and the first
+    edge-layer target that one schedule cannot reach with the pixel budget another often can.
+    """
+    if cuts not in CUTS:
+        raise ValueError(f"unknown cuts {cuts!r}; use one of {CUTS}")
+
+    def halving_from(k: int) -> list[int]:
+        schedule = [k]
+        while schedule[-1] > 1:
+            schedule.append(math.ceil(schedule[-1] / 2))
+        return schedule
+
+    first = halving_from(math.ceil(depth / 2)) if depth > 1 else [1]
+    if cuts == "halving":
+        return [first]
+    return [first] + [halving_from(k) for k in range(depth - 1, 0, -1) if k != first[0]]
 
 
 def _dnc(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
-    targets = find_first_layer_targets(net, x, conj, config, times)
-    return mod2adv(net, x, targets, config, times)
+    """The first schedule whose input meets ``conj`` on the real network (else the last
+    candidate, for validation to judge, or the last stage failure)."""
+    candidate, failure = None, None
+    for schedule in cut_schedules(net.depth, config.cuts):
+        try:
+            targets = find_first_layer_targets(net, x, conj, config, times, schedule)
+            candidate = mod2adv(net, x, targets, config, times)
+        except StageFailure as stage_failure:
+            failure = stage_failure
+            continue
+        if conj.holds(net(candidate)):
+            return candidate
+    if candidate is None:
+        raise failure
+    return candidate
 
 
-def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: dict) -> Target:
+def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: dict,
+                             schedule: list[int] | None = None) -> Target:
     """findFirstLayerMod: patch the middle edge-layer, cut, recurse; return what the first
-    neuron layer must reach, for mod2adv.
+    neuron layer must reach, for mod2adv.  ``schedule`` (default: halving) names the
+    edge-layers to patch, in order (see ``cut_schedules``).
 
     ``inner_targets="points"`` (the paper): the values the patched run gives neuron layer p,
     relaxed by mark.  ``"pullback"``: the property itself, pulled back to neuron layer p
     through the layers above, linearized at the patched run's phases (a linear condition
     rather than a point; it keeps every neuron free that the property does not need).
     """
-    current, target, depth = net, conj, net.depth
-    while True:
-        p = math.ceil(depth / 2)
+    schedule = schedule or cut_schedules(net.depth, "halving")[0]
+    current, target = net, conj
+    for p in schedule:
         outcome = patch_layer(current, p, x, target, config.backend, config.passes,
                               objective=config.patch_objective, time_limit=config.time_limit,
                               free_patched_phases=config.free_patched_phases, relinearize=0)
@@ -234,12 +279,15 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
             inner = NeuronTargets(values, marks, inactive)
         if p == 1:
             return inner
-        current, target, depth = net.prefix(p), inner, p
+        current, target = net.prefix(p), inner
+    raise ValueError(f"cut schedule {schedule} does not end at edge-layer 1")
 
 
 def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict) -> np.ndarray:
     """An input change that makes the original first edge-layer reach ``targets``."""
     first = net.prefix(1)
+    if _sortable(targets, config):
+        return _sorted_recovery(net, first, x, x, targets, config, times, "input recovery")
     t0 = time.perf_counter()
     problem = input_query(first, x, targets, config.linf, config.max_pixels)
     solved = solve_query(problem, config.backend, config.passes, config.time_limit,
@@ -251,9 +299,57 @@ def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict) -> np.nd
     return _adversarial_input(net, x, solved)
 
 
+def _sortable(target: Target, config: AttackConfig) -> bool:
+    return (config.recovery == "sort" and isinstance(target, Conjunction)
+            and len(target.constraints) == 1 and target.constraints[0].sense != "==")
+
+
+def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackConfig,
+                     times: dict, stage: str) -> np.ndarray:
+    """mod2adv (or direct) in closed form: ``affine`` is the network from the input to the
+    target's layer, linearized at ``point``'s phases; one inequality on it is a cardinality
+    knapsack over the inputs (``compiler.sparse``): the fewest changed inputs, exactly."""
+    t0 = time.perf_counter()
+    (constraint,) = target.constraints
+    row = pull_back(affine, 1, target, _phases(affine, point)).constraints[0]
+    w1 = affine.edge(1).linear
+    coeffs = np.zeros(w1.n_out)
+    for i, c in row.coeffs:
+        coeffs[i] = c
+    gain = coeffs @ w1.weight
+    need = row.rhs - float(coeffs @ (w1.weight @ x + w1.bias))
+    if constraint.sense == "<=":
+        gain, need = -gain, -need
+    lo, hi = bounds.input_box(x, net.domain.lower, net.domain.upper, config.linf)
+    delta = fewest_inputs(gain, need, np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0),
+                          config.max_pixels)
+    times["solve_s"] += time.perf_counter() - t0
+    if delta is None:
+        raise StageFailure(stage, Status.INFEASIBLE.value,
+                           f"no change of at most {config.max_pixels} inputs within L-inf "
+                           f"{config.linf} reaches the target (closed form)")
+    return net.domain.clip(x + delta)
+
+
+def _phases(net, point) -> list[np.ndarray]:
+    trace = net.simulate(point)
+    return [trace.pre[m][0] > 0 for m in range(1, net.depth + 1)]
+
+
 def _direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
     point, last = x, None
     for _ in range(1 + config.relinearize):
+        if _sortable(conj, config) and config.passes.phase_fixing == "linearized":
+            try:
+                last = _sorted_recovery(net, net, x, point, conj, config, times, "direct")
+            except StageFailure:
+                if last is not None:
+                    return last
+                raise
+            if conj.holds(net(last)):
+                return last
+            point = last
+            continue
         t0 = time.perf_counter()
         problem = input_query(net, x, conj, config.linf, config.max_pixels, phase_point=point)
         solved = solve_query(problem, config.backend, config.passes, config.time_limit,

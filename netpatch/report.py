@@ -275,6 +275,7 @@ def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mappin
     ax.set_ylabel("success rate, % of attempted")
     if x_scale(k_max) == "symlog":
         ax.set_xscale("symlog", linthresh=10)
+        ax.xaxis.set_major_formatter(lambda value, _pos: f"{value:g}")
         ax.set_xlabel("pixels changed (at most k; logarithmic above 10)")
     ax.set_xlim(0, k_max + 1)
     ax.set_ylim(0, 102)

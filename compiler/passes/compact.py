@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.problem import RowBlock, VarBlock
+from compiler.problem import LazyNames, RowBlock, VarBlock
 
 # Keep empty rows whose bounds are violated by more than this: they make the problem
 # infeasible and the solver must say so.
@@ -59,8 +59,8 @@ def compact(problem):
         objective=problem.objective[keep],
         objective_offset=problem.objective_offset + float(problem.objective @ values),
         relus=relus, hints={},
-        var_names=tuple(np.asarray(problem.variable_names(), dtype=object)[keep]),
-        row_labels=tuple(np.asarray(problem.row_names(), dtype=object)[keep_rows]))
+        var_names=LazyNames(lambda: np.asarray(problem.variable_names(), dtype=object)[keep]),
+        row_labels=LazyNames(lambda: np.asarray(problem.row_names(), dtype=object)[keep_rows]))
 
     def invert(x):
         full = values.copy()

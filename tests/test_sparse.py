@@ -1,0 +1,91 @@
+"""The closed-form input recovery (compiler.sparse) against hand-derived answers and HiGHS."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.sparse import fewest_inputs
+from compiler.targets import pull_back
+from frontends import load_network
+from frontends.data import load_dataset
+from ir.property import Conjunction, Constraint
+from netpatch.attack import AttackConfig, StageFailure, cut_schedules, mod2adv
+from conftest import SHARED_DATA
+
+MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
+MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
+
+
+def test_fewest_inputs_hand_example():
+    # reach = |gain| * room = (1, 2, 3): two inputs (3 + 2 >= 4); L1 spends the steepest first
+    delta = fewest_inputs(np.array([1.0, 2.0, -3.0]), 4.0, np.ones(3), np.ones(3))
+    np.testing.assert_allclose(delta, [0.0, 0.5, -1.0])
+    assert fewest_inputs(np.array([1.0, 2.0, -3.0]), 4.0, np.ones(3), np.ones(3), budget=1) is None
+
+
+def test_fewest_inputs_respects_the_room_in_each_direction():
+    # input 2 may only move up (down room 0), so its negative gain is useless
+    delta = fewest_inputs(np.array([1.0, 2.0, -3.0]), 2.5, np.ones(3), np.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(delta, [0.5, 1.0, 0.0])
+    assert fewest_inputs(np.array([1.0, 2.0, -3.0]), 3.5, np.ones(3), np.array([1, 1, 0.0])) is None
+
+
+def test_fewest_inputs_counts_free_inputs_against_the_budget_but_not_the_search():
+    gain, room = np.array([1.0, 2.0, -3.0]), np.ones(3)
+    free = np.array([True, False, False])
+    assert fewest_inputs(gain, 1.5, room, room, budget=1, free=free) is None
+    delta = fewest_inputs(gain, 1.5, room, room, budget=2, free=free)
+    np.testing.assert_allclose(gain @ delta, 1.5)
+    assert np.count_nonzero(delta) <= 2 and delta[1] == 0.0
+
+
+def test_fewest_inputs_nothing_to_do_and_unreachable():
+    np.testing.assert_array_equal(fewest_inputs(np.ones(2), -1.0, np.ones(2), np.ones(2)), 0.0)
+    assert fewest_inputs(np.ones(2), 5.0, np.ones(2), np.ones(2)) is None
+
+
+def test_closed_form_recovery_matches_the_milp_on_mnist():
+    """The pixel count of the sort equals HiGHS's MILP optimum on the same mod2adv query."""
+    net = load_network(MNIST_8_16)
+    x, _ = load_dataset(MNIST_DATA)
+    rng = np.random.default_rng(3)
+    first = net.prefix(1)
+    checked = 0
+    for i in range(6):
+        z = first(x[i])
+        w = rng.normal(size=len(z))
+        lift = float(rng.uniform(0.5, 4.0))
+        target = Conjunction((Constraint(tuple((j, float(w[j])) for j in range(len(z))), ">=",
+                                         float(w @ z + lift)),))
+        counts = {}
+        for recovery in ("sort", "milp"):
+            config = AttackConfig(linf=1.0, max_pixels=15, recovery=recovery)
+            try:
+                x_adv = mod2adv(net, x[i], target, config, {"compile_s": 0.0, "solve_s": 0.0})
+            except StageFailure as failure:
+                assert failure.status == "infeasible"
+                counts[recovery] = None
+                continue
+            assert target.holds(first(x_adv), tol=1e-6)
+            assert net.domain.contains(x_adv) and np.max(np.abs(x_adv - x[i])) <= 1.0
+            counts[recovery] = int(np.count_nonzero(x_adv - x[i]))
+        assert counts["sort"] == counts["milp"], (i, counts)
+        checked += counts["sort"] is not None
+    assert checked >= 3
+
+
+def test_pull_back_of_the_first_layer_is_the_identity_on_z1():
+    net = load_network(MNIST_8_16).prefix(1)
+    target = Conjunction((Constraint(((0, 1.0), (3, -2.0)), ">=", 0.5),))
+    phases = [np.zeros(net.edge(1).linear.n_out, bool)]
+    assert pull_back(net, 1, target, phases) == target
+
+
+@pytest.mark.parametrize("depth, expected", [
+    (7, [[4, 2, 1], [6, 3, 2, 1], [5, 3, 2, 1], [3, 2, 1], [2, 1], [1]]),
+    (3, [[2, 1], [1]]),
+    (1, [[1]]),
+])
+def test_cut_schedules(depth, expected):
+    assert cut_schedules(depth, "all") == expected
+    assert cut_schedules(depth, "halving") == [expected[0]]
