@@ -55,3 +55,29 @@ def fewest_inputs(gain: np.ndarray, need: float, up: np.ndarray, down: np.ndarra
         if left <= 0:
             break
     return delta
+
+
+def stronger_changes(gain: np.ndarray, need: float, up: np.ndarray, down: np.ndarray,
+                     budget: int | None = None):
+    """Changes that push ``gain . delta`` past ``need`` ever harder, fewest inputs first:
+    the smallest change (``fewest_inputs``), then its inputs moved as far as they go, then
+    one more input at a time (the next largest reach, moved fully) up to ``budget``.
+
+    The linear model is only a guide: when the real network disagrees with the smallest
+    change, a larger push along the same direction often crosses the boundary.  Callers
+    judge each candidate on the real network."""
+    delta = fewest_inputs(gain, need, up, down, budget)
+    if delta is None:
+        return
+    yield delta
+    gain = np.asarray(gain, dtype=np.float64)
+    full = np.where(gain > 0, up, -np.asarray(down, dtype=np.float64))
+    reach = np.abs(gain) * np.abs(full)
+    order = np.argsort(-reach, kind="stable")
+    order = order[reach[order] > 0]
+    k = int(np.count_nonzero(delta))
+    limit = len(order) if budget is None else min(budget, len(order))
+    for count in range(max(k, 1), limit + 1):
+        pushed = np.zeros(len(gain))
+        pushed[order[:count]] = full[order[:count]]
+        yield pushed

@@ -24,7 +24,7 @@ from backends.base import Status
 from compiler.passes import PassOptions
 from compiler import bounds
 from compiler.queries import input_query, marks_for
-from compiler.sparse import fewest_inputs
+from compiler.sparse import stronger_changes
 from compiler.targets import NeuronTargets, Target, pull_back
 from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, Conjunction, targeted_candidates
 from netpatch.patching import patch_layer
@@ -48,6 +48,8 @@ class AttackConfig:
     inner_targets: str = "pullback"      # dnc: "pullback" or "points" (the paper's reading)
     cuts: str = "all"                    # dnc: "halving" (the paper) or "all" (see cut_schedules)
     recovery: str = "sort"               # one linear inequality: "sort" (closed form) or "milp"
+    push: str = "stronger"               # sort: also try stronger changes ("stronger"/"none")
+    escalate: bool = True                # dnc: then L1 patches, then free patched phases
     passes: PassOptions = PassOptions()
 
 
@@ -63,6 +65,7 @@ class AttackResult:
     stage: str = ""
     times: dict = field(default_factory=lambda: {"compile_s": 0.0, "solve_s": 0.0})
     tried: int = 0
+    tier: str = ""          # dnc: the patch mode that succeeded (see ``escalation``)
 
     def metrics(self, x: np.ndarray) -> dict:
         if self.x_adv is None:
@@ -91,22 +94,44 @@ def attack(net, x: np.ndarray, label: int, config: AttackConfig) -> AttackResult
     if config.strategy == "exact":
         return _exact_attack(net, x, label, candidates, config, result)
     solve = {"dnc": _dnc, "direct": _direct}[config.strategy]
-    for target_class, conj in candidates:
-        result.tried += 1
-        try:
-            x_adv = solve(net, x, conj, config, result.times)
-        except StageFailure as failure:
-            result.stage, result.status, result.reason = failure.stage, failure.status, failure.reason
-            continue
-        problem = validate(net, x, x_adv, label, config)
-        if problem:
-            result.stage, result.status, result.reason = "validation", "rejected", problem
-            continue
-        _accept(net, result, x_adv, target_class)
-        return result
+    tiers = escalation(config) if config.strategy == "dnc" else [("", config)]
+    for tier, tier_config in tiers:
+        for target_class, conj in candidates:
+            result.tried += 1
+            try:
+                x_adv = solve(net, x, conj, tier_config, result.times)
+            except StageFailure as failure:
+                result.stage, result.status, result.reason = (failure.stage, failure.status,
+                                                              failure.reason)
+                continue
+            problem = validate(net, x, x_adv, label, config)
+            if problem:
+                result.stage, result.status, result.reason = "validation", "rejected", problem
+                continue
+            _accept(net, result, x_adv, target_class)
+            result.tier = tier
+            return result
     if not candidates:
         result.reason = "no candidate target class"
     return result
+
+
+def escalation(config: AttackConfig) -> list[tuple[str, AttackConfig]]:
+    """dnc's patch modes, cheapest first: the configured one, then (``escalate``) L1 patches,
+    which concentrate the change on fewer neurons, then patches that may switch the patched
+    layer's ReLUs (a MILP per patch: slower, and it reaches phases the others cannot)."""
+    def name(c: AttackConfig) -> str:
+        return c.patch_objective + ("-free" if c.free_patched_phases else "")
+    tiers = [config]
+    if config.escalate:
+        tiers += [replace(config, patch_objective="l1"),
+                  replace(config, patch_objective="linf", free_patched_phases=True)]
+    out, seen = [], set()
+    for tier in tiers:
+        if name(tier) not in seen:
+            seen.add(name(tier))
+            out.append((name(tier), tier))
+    return out
 
 
 def _accept(net, result: AttackResult, x_adv: np.ndarray, target_class) -> None:
@@ -209,8 +234,9 @@ def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
     ``halving`` is the paper's single schedule: ``p = ceil(l / 2)`` down to 1 (``[4, 2, 1]``
     for 7 edge-layers).  ``all`` tries it first, then every other first cut k from
     ``depth - 1`` down to 1, halving below k (``[6, 3, 2, 1]``, ``[5, 3, 2, 1]``, ``[3, 2, 1]``,
-    ``[2, 1]``, ``[1]``): each patch linearizes the network at other phases, and the first
-    edge-layer target that one schedule cannot reach with the pixel budget another often can.
+    ``[2, 1]``, ``[1]``), and last ``[]``: no patch, the network linearized at the input
+    itself.  Each patch linearizes the network at other phases, and the first edge-layer
+    target that one schedule cannot reach with the pixel budget another often can.
     """
     if cuts not in CUTS:
         raise ValueError(f"unknown cuts {cuts!r}; use one of {CUTS}")
@@ -224,7 +250,8 @@ def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
     first = halving_from(math.ceil(depth / 2)) if depth > 1 else [1]
     if cuts == "halving":
         return [first]
-    return [first] + [halving_from(k) for k in range(depth - 1, 0, -1) if k != first[0]]
+    others = [halving_from(k) for k in range(depth - 1, 0, -1) if k != first[0]]
+    return [first] + others + [[]]
 
 
 def _dnc(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
@@ -234,7 +261,8 @@ def _dnc(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
     for schedule in cut_schedules(net.depth, config.cuts):
         try:
             targets = find_first_layer_targets(net, x, conj, config, times, schedule)
-            candidate = mod2adv(net, x, targets, config, times)
+            candidate = mod2adv(net, x, targets, config, times,
+                                accept=lambda x_adv: conj.holds(net(x_adv)))
         except StageFailure as stage_failure:
             failure = stage_failure
             continue
@@ -256,7 +284,11 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
     through the layers above, linearized at the patched run's phases (a linear condition
     rather than a point; it keeps every neuron free that the property does not need).
     """
-    schedule = schedule or cut_schedules(net.depth, "halving")[0]
+    if schedule is None:
+        schedule = cut_schedules(net.depth, "halving")[0]
+    if not schedule:
+        # no patch: the property pulled back through the network linearized at x itself
+        return pull_back(net, 1, conj, _phases(net, x))
     current, target = net, conj
     for p in schedule:
         outcome = patch_layer(current, p, x, target, config.backend, config.passes,
@@ -283,11 +315,17 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
     raise ValueError(f"cut schedule {schedule} does not end at edge-layer 1")
 
 
-def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict) -> np.ndarray:
-    """An input change that makes the original first edge-layer reach ``targets``."""
+def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict,
+            accept=None) -> np.ndarray:
+    """An input change that makes the original first edge-layer reach ``targets``.
+
+    ``accept`` (closed-form recovery only) judges candidates on the real network: the
+    smallest change comes first, then stronger pushes (``compiler.sparse.stronger_changes``);
+    the first accepted one is returned, else the smallest."""
     first = net.prefix(1)
     if _sortable(targets, config):
-        return _sorted_recovery(net, first, x, x, targets, config, times, "input recovery")
+        return _sorted_recovery(net, first, x, x, targets, config, times, "input recovery",
+                                accept)
     t0 = time.perf_counter()
     problem = input_query(first, x, targets, config.linf, config.max_pixels)
     solved = solve_query(problem, config.backend, config.passes, config.time_limit,
@@ -305,7 +343,7 @@ def _sortable(target: Target, config: AttackConfig) -> bool:
 
 
 def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackConfig,
-                     times: dict, stage: str) -> np.ndarray:
+                     times: dict, stage: str, accept=None) -> np.ndarray:
     """mod2adv (or direct) in closed form: ``affine`` is the network from the input to the
     target's layer, linearized at ``point``'s phases; one inequality on it is a cardinality
     knapsack over the inputs (``compiler.sparse``): the fewest changed inputs, exactly."""
@@ -321,14 +359,24 @@ def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackC
     if constraint.sense == "<=":
         gain, need = -gain, -need
     lo, hi = bounds.input_box(x, net.domain.lower, net.domain.upper, config.linf)
-    delta = fewest_inputs(gain, need, np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0),
-                          config.max_pixels)
-    times["solve_s"] += time.perf_counter() - t0
-    if delta is None:
+    up, down = np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0)
+    first = None
+    try:
+        for delta in stronger_changes(gain, need, up, down, config.max_pixels):
+            candidate = net.domain.clip(x + delta)
+            if first is None:
+                first = candidate
+                if config.push == "none" or accept is None:
+                    break
+            if accept(candidate):
+                return candidate
+    finally:
+        times["solve_s"] += time.perf_counter() - t0
+    if first is None:
         raise StageFailure(stage, Status.INFEASIBLE.value,
                            f"no change of at most {config.max_pixels} inputs within L-inf "
                            f"{config.linf} reaches the target (closed form)")
-    return net.domain.clip(x + delta)
+    return first
 
 
 def _phases(net, point) -> list[np.ndarray]:
@@ -341,7 +389,8 @@ def _direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
     for _ in range(1 + config.relinearize):
         if _sortable(conj, config) and config.passes.phase_fixing == "linearized":
             try:
-                last = _sorted_recovery(net, net, x, point, conj, config, times, "direct")
+                last = _sorted_recovery(net, net, x, point, conj, config, times, "direct",
+                                        accept=lambda x_adv: conj.holds(net(x_adv)))
             except StageFailure:
                 if last is not None:
                     return last

@@ -18,7 +18,7 @@ import numpy as np
 
 from compiler.passes import PassOptions
 from ir.errors import DataError
-from netpatch.attack import STRATEGIES, AttackConfig, attack
+from netpatch.attack import CUTS, RECOVERY, STRATEGIES, AttackConfig, attack
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -42,6 +42,18 @@ def register(sub) -> None:
                    help="dnc's property for the lower half: the output property pulled back "
                         "through the linearized upper half (default), or the paper's point "
                         "values relaxed by increment/decrement marks")
+    p.add_argument("--cuts", choices=CUTS, default="all",
+                   help="dnc's edge-layers to patch: all (default): the paper's halving "
+                        "schedule, then every other first cut, halving below it; halving: the "
+                        "paper's schedule only")
+    p.add_argument("--no-escalation", dest="escalate", action="store_false",
+                   help="dnc: only L-inf patches (default: when every target and cut fails, "
+                        "try L1 patches, then patches that may switch the patched layer's "
+                        "ReLUs, a MILP per patch)")
+    p.add_argument("--recovery", choices=RECOVERY, default="sort",
+                   help="input recovery for one linear target: sort (default; the fewest "
+                        "changed inputs in closed form, the same count as the MILP) or milp "
+                        "(the backend's MILP)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--time-limit", type=float, help="seconds per solver call")
@@ -64,7 +76,8 @@ def run(args) -> int:
     check_fits(x, y, net.n_inputs, net.n_outputs, args.data)
     config = AttackConfig(linf=args.linf, max_pixels=args.max_pixels, strategy=args.strategy,
                           backend=args.backend, time_limit=args.time_limit,
-                          max_targets=args.max_targets, inner_targets=args.inner_targets)
+                          max_targets=args.max_targets, inner_targets=args.inner_targets,
+                          cuts=args.cuts, recovery=args.recovery, escalate=args.escalate)
     out = Path(args.out)
     settings = {"net": str(args.net), "data": str(args.data), **_config_dict(config)}
     done = prepare_output(out, settings)
@@ -191,7 +204,7 @@ def attack_one(net, xi, label: int, index: int, config: AttackConfig) -> dict:
               "solve_s": round(result.times["solve_s"], 6),
               "total_s": round(time.perf_counter() - t0, 6),
               "status": result.status, "stage": result.stage, "reason": result.reason,
-              "targets_tried": result.tried}
+              "targets_tried": result.tried, "patch_mode": result.tier}
     # the changed inputs, exactly (repr floats round-trip): the adversarial input is x + these
     changed = [] if result.x_adv is None else np.flatnonzero(result.x_adv != xi)
     record["changes"] = [[int(j), float(result.x_adv[j])] for j in changed]

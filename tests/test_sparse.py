@@ -82,9 +82,9 @@ def test_pull_back_of_the_first_layer_is_the_identity_on_z1():
 
 
 @pytest.mark.parametrize("depth, expected", [
-    (7, [[4, 2, 1], [6, 3, 2, 1], [5, 3, 2, 1], [3, 2, 1], [2, 1], [1]]),
-    (3, [[2, 1], [1]]),
-    (1, [[1]]),
+    (7, [[4, 2, 1], [6, 3, 2, 1], [5, 3, 2, 1], [3, 2, 1], [2, 1], [1], []]),
+    (3, [[2, 1], [1], []]),
+    (1, [[1], []]),
 ])
 def test_cut_schedules(depth, expected):
     assert cut_schedules(depth, "all") == expected
