@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.sparse import fewest_inputs
+from compiler.sparse import fewest_inputs, stronger_changes
 from compiler.targets import pull_back
 from frontends import load_network
 from frontends.data import load_dataset
 from ir.property import Conjunction, Constraint
-from netpatch.attack import AttackConfig, StageFailure, cut_schedules, mod2adv
+from netpatch.attack import AttackConfig, StageFailure, cut_schedules, escalation, mod2adv
 from conftest import SHARED_DATA
 
 MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
@@ -89,3 +89,23 @@ def test_pull_back_of_the_first_layer_is_the_identity_on_z1():
 def test_cut_schedules(depth, expected):
     assert cut_schedules(depth, "all") == expected
     assert cut_schedules(depth, "halving") == [expected[0]]
+
+
+def test_stronger_changes_push_harder_with_more_inputs():
+    gain, room = np.array([1.0, 2.0, -3.0, 0.5]), np.ones(4)
+    changes = list(stronger_changes(gain, 4.0, room, room, budget=3))
+    np.testing.assert_allclose(changes[0], [0.0, 0.5, -1.0, 0.0])          # the smallest
+    np.testing.assert_allclose(changes[1], [0.0, 1.0, -1.0, 0.0])          # same inputs, full
+    np.testing.assert_allclose(changes[2], [1.0, 1.0, -1.0, 0.0])          # one more input
+    assert len(changes) == 3                                               # budget 3
+    pushes = [gain @ d for d in changes]
+    assert pushes[0] >= 4.0 - 1e-12 and pushes == sorted(pushes)
+    assert list(stronger_changes(gain, 7.0, room, room, budget=3)) == []   # 6 is the most
+
+
+def test_dnc_escalates_from_linf_to_l1_to_free_phase_patches():
+    assert [name for name, _ in escalation(AttackConfig())] == ["linf", "l1", "linf-free"]
+    assert [name for name, _ in escalation(AttackConfig(escalate=False))] == ["linf"]
+    tiers = escalation(AttackConfig(patch_objective="l1"))
+    assert [name for name, _ in tiers] == ["l1", "linf-free"]
+    assert tiers[1][1].free_patched_phases and tiers[1][1].patch_objective == "linf"
