@@ -50,6 +50,9 @@ def register(sub) -> None:
                    help="dnc: only L-inf patches (default: when every target and cut fails, "
                         "try L1 patches, then patches that may switch the patched layer's "
                         "ReLUs, a MILP per patch)")
+    p.add_argument("--no-shrink", dest="shrink", action="store_false",
+                   help="dnc and direct: keep the answer as found (default: put changed inputs "
+                        "back one at a time while the original network still misclassifies)")
     p.add_argument("--recovery", choices=RECOVERY, default="sort",
                    help="input recovery for one linear target: sort (default; the fewest "
                         "changed inputs in closed form, the same count as the MILP) or milp "
@@ -77,7 +80,8 @@ def run(args) -> int:
     config = AttackConfig(linf=args.linf, max_pixels=args.max_pixels, strategy=args.strategy,
                           backend=args.backend, time_limit=args.time_limit,
                           max_targets=args.max_targets, inner_targets=args.inner_targets,
-                          cuts=args.cuts, recovery=args.recovery, escalate=args.escalate)
+                          cuts=args.cuts, recovery=args.recovery, escalate=args.escalate,
+                          shrink=args.shrink)
     out = Path(args.out)
     settings = {"net": str(args.net), "data": str(args.data), **_config_dict(config)}
     done = prepare_output(out, settings)

@@ -8,8 +8,9 @@ from compiler.sparse import fewest_inputs, stronger_changes
 from compiler.targets import pull_back
 from frontends import load_network
 from frontends.data import load_dataset
-from ir.property import Conjunction, Constraint
-from netpatch.attack import AttackConfig, StageFailure, cut_schedules, escalation, mod2adv
+from ir.property import ArgmaxIsNot, Conjunction, Constraint, targeted_candidates
+from netpatch.attack import (AttackConfig, StageFailure, attack, cut_schedules, escalation,
+                             mod2adv, shrink)
 from conftest import SHARED_DATA
 
 MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
@@ -109,3 +110,27 @@ def test_dnc_escalates_from_linf_to_l1_to_free_phase_patches():
     tiers = escalation(AttackConfig(patch_objective="l1"))
     assert [name for name, _ in tiers] == ["l1", "linf-free"]
     assert tiers[1][1].free_patched_phases and tiers[1][1].patch_objective == "linf"
+
+
+def test_shrink_keeps_only_needed_inputs_and_stays_adversarial():
+    net = load_network(MNIST_8_16)
+    x, y = load_dataset(MNIST_DATA)
+    shrunk_any = False
+    for i in range(8):
+        if int(np.argmax(net(x[i]))) != y[i]:
+            continue
+        loose = attack(net, x[i], int(y[i]), AttackConfig(linf=1.0, max_pixels=15, shrink=False))
+        if not loose.success:
+            continue
+        conj = next(c for t, c in targeted_candidates(ArgmaxIsNot(int(y[i])), net(x[i]))
+                    if t == loose.target_class)
+        tight = shrink(net, x[i], loose.x_adv, conj)
+        changed = np.flatnonzero(tight != x[i])
+        assert set(changed) <= set(np.flatnonzero(loose.x_adv != x[i]))
+        assert conj.holds(net(tight)) and int(np.argmax(net(tight))) != y[i]
+        for j in changed:                    # every remaining change is needed
+            back = tight.copy()
+            back[j] = x[i][j]
+            assert not conj.holds(net(back))
+        shrunk_any |= len(changed) < np.count_nonzero(loose.x_adv != x[i])
+    assert shrunk_any
