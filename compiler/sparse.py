@@ -11,9 +11,6 @@ is a cardinality knapsack with a closed-form answer: input i can contribute at m
 many as it takes for their sum to reach ``need``.  On those inputs the smallest L1 change
 spends the largest |gain_i| first (a fractional knapsack).  The count is the MILP's optimum
 (tests compare with HiGHS); the L1 part is optimal for the chosen inputs.
-
-``free`` marks inputs that already count as changed (a later round of an iterative attack
-changes them again at no cost in the count).
 """
 from __future__ import annotations
 
@@ -21,31 +18,24 @@ import numpy as np
 
 
 def fewest_inputs(gain: np.ndarray, need: float, up: np.ndarray, down: np.ndarray,
-                  budget: int | None = None, free: np.ndarray | None = None
-                  ) -> np.ndarray | None:
-    """``delta`` with the fewest nonzeros (beyond ``free``) such that ``gain . delta >= need``
-    inside ``[-down, up]``, or None when no such change exists within ``budget`` counted
-    inputs (free ones included)."""
+                  budget: int | None = None) -> np.ndarray | None:
+    """``delta`` with the fewest nonzeros such that ``gain . delta >= need`` inside
+    ``[-down, up]``, or None when no such change exists within ``budget`` inputs."""
     gain = np.asarray(gain, dtype=np.float64)
     up, down = np.asarray(up, dtype=np.float64), np.asarray(down, dtype=np.float64)
-    free = np.zeros(len(gain), bool) if free is None else np.asarray(free, bool)
     delta = np.zeros(len(gain))
     if need <= 0:
         return delta
     room = np.where(gain > 0, up, down)
     reach = np.abs(gain) * room
-    useful = reach > 0
-    base = float(np.sum(reach[free & useful]))
-    new = np.flatnonzero(useful & ~free)
-    new = new[np.argsort(-reach[new], kind="stable")]
-    reached = base + np.concatenate([[0.0], np.cumsum(reach[new])])
-    enough = np.flatnonzero(reached >= need)
+    order = np.argsort(-reach, kind="stable")
+    enough = np.flatnonzero(np.cumsum(reach[order]) >= need)
     if len(enough) == 0:
         return None
-    k = int(enough[0])
-    if budget is not None and k + int(np.count_nonzero(free)) > budget:
+    k = int(enough[0]) + 1
+    if budget is not None and k > budget:
         return None
-    chosen = np.concatenate([np.flatnonzero(free & useful), new[:k]]).astype(int)
+    chosen = order[:k]
     # Smallest L1 on the chosen inputs: the steepest gains first, each up to its room.
     left = float(need)
     for i in chosen[np.argsort(-np.abs(gain[chosen]), kind="stable")]:

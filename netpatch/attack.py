@@ -48,7 +48,7 @@ class AttackConfig:
     inner_targets: str = "pullback"      # dnc: "pullback" or "points" (the paper's reading)
     cuts: str = "all"                    # dnc: "halving" (the paper) or "all" (see cut_schedules)
     recovery: str = "sort"               # one linear inequality: "sort" (closed form) or "milp"
-    push: str = "stronger"               # sort: also try stronger changes ("stronger"/"none")
+    push: bool = True                    # sort: also try stronger changes along the direction
     escalate: bool = True                # dnc: then L1 patches, then free patched phases
     shrink: bool = True                  # dnc/direct: reset changed inputs that are not needed
     passes: PassOptions = PassOptions()
@@ -323,12 +323,11 @@ def find_first_layer_targets(net, x, conj: Target, config: AttackConfig, times: 
             raise StageFailure(f"patch edge-layer {p}", outcome.status.value, outcome.message)
         # A patch the real tail rejects (outcome.validated False) is still followed: only
         # the final input is judged.
-        patched = current.with_patch(p, outcome.eps).simulate(x)
+        patched = current.with_patch(p, outcome.eps)
         if config.inner_targets == "pullback":
-            phases = [patched.pre[m][0] > 0 for m in range(1, current.depth + 1)]
-            inner = pull_back(current, p, target, phases)
+            inner = pull_back(current, p, target, _phases(patched, x))
         else:
-            values = patched.pre[p][0]
+            values = patched.simulate(x).pre[p][0]
             marks = marks_for(current, p, target, x)
             inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
             inner = NeuronTargets(values, marks, inactive)
@@ -371,15 +370,14 @@ def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackC
     target's layer, linearized at ``point``'s phases; one inequality on it is a cardinality
     knapsack over the inputs (``compiler.sparse``): the fewest changed inputs, exactly."""
     t0 = time.perf_counter()
-    (constraint,) = target.constraints
-    row = pull_back(affine, 1, target, _phases(affine, point)).constraints[0]
+    (row,) = pull_back(affine, 1, target, _phases(affine, point)).constraints
     w1 = affine.edge(1).linear
     coeffs = np.zeros(w1.n_out)
     for i, c in row.coeffs:
         coeffs[i] = c
     gain = coeffs @ w1.weight
     need = row.rhs - float(coeffs @ (w1.weight @ x + w1.bias))
-    if constraint.sense == "<=":
+    if row.sense == "<=":
         gain, need = -gain, -need
     lo, hi = bounds.input_box(x, net.domain.lower, net.domain.upper, config.linf)
     up, down = np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0)
@@ -389,7 +387,7 @@ def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackC
             candidate = net.domain.clip(x + delta)
             if first is None:
                 first = candidate
-                if config.push == "none" or accept is None:
+                if not config.push or accept is None:
                     break
             if accept(candidate):
                 return candidate
