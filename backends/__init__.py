@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from ir.errors import NetpatchError, SolverUnavailable
+from common.errors import NetpatchError, SolverUnavailable
 
 DEFAULT_BACKEND = "highs"
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from backends.base import Backend, Result, Status
 from compiler.problem import sanitize
-from ir.errors import SolverUnavailable
+from common.errors import SolverUnavailable
 
 # Termination conditions of ``pyomo.contrib.solver`` (by name) that settle the status alone.
 STATUS_MAP = {

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ir.errors import NetpatchError
+from common.errors import NetpatchError
 
 INF = np.inf
 

@@ -22,7 +22,7 @@ from compiler import bounds
 from compiler.marking import marks_at
 from compiler.problem import Problem, ProblemBuilder
 from compiler.targets import Target, lower_target, target_marks
-from ir.errors import NetworkError
+from common.errors import NetworkError
 
 OBJECTIVES_PATCH = ("linf", "l1")
 OBJECTIVES_INPUT = ("pixels", "l1", "linf")

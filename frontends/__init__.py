@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ir.errors import FrontendError
+from common.errors import FrontendError
 from ir.network import Network
 
 FORMATS = ".h5 / .hdf5 (Keras 2 legacy), .keras (Keras 3), .json + weights (Keras 2), .nnir"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ir.errors import DataError
+from common.errors import DataError
 
 
 def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from ir.errors import FrontendError, NetworkError
+from common.errors import FrontendError, NetworkError
 from ir.network import Domain, Layer, Linear, Network, ReLU
 
 SUPPORTED_LAYERS = "Dense, ReLU, Activation(relu|linear), InputLayer, Flatten, Dropout"

@@ -1,48 +1,29 @@
-"""The network IR: a chain of affine edge-layers, each optionally followed by a ReLU.
+"""The network IR: a chain of layers (``ir.layers``) with an input shape and a domain, and
+its view as edge-layers, the unit the compiler and the paper work with.
 
-Conventions (the one place they are stated):
-
-* ``Linear.weight`` has shape ``(n_out, n_in)``: row ``j`` holds the weights INTO target
-  neuron ``j``, so ``z = weight @ a + bias``.  Keras stores kernels as ``(n_in, n_out)``;
-  frontends transpose once.
-* Edge-layers are numbered from 1 at the input, as in the paper.  Edge-layer ``k`` maps
-  neuron layer ``k-1`` to neuron layer ``k``; neuron layer 0 is the input.
-* All values are float64.  Inputs are flat vectors; ``input_shape`` only records how to
-  show them (e.g. ``(28, 28)``).
+* An **edge-layer** is a maximal run of affine layers followed by at most one activation
+  (ReLU or max pooling).  Its affine part is one map ``z = W a + b`` on flat vectors (the
+  run composed; ``W`` dense for a plain dense layer, ``scipy.sparse`` otherwise); an
+  activation directly after another gets the identity as its affine part.  Edge-layers are
+  numbered from 1 at the input, as in the paper: edge-layer ``k`` maps neuron layer ``k-1``
+  to neuron layer ``k``; neuron layer 0 is the input.
+* An edge-layer is **patchable** when its affine part is one ``Linear`` layer (plus shape-only
+  reshapes, which do not move values): its patch ``eps`` has the shape of that weight.
 * ``domain`` is the box of valid inputs, ``[lower, upper]`` per input value.
+* Layer conventions (weight orientation, layouts, padding order) are stated in
+  ``ir.layers``.  All values are float64.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 import numpy as np
+import scipy.sparse as sp
 
-from ir.errors import NetworkError
-
-
-@dataclass(frozen=True, eq=False)
-class Linear:
-    """``z = weight @ a + bias`` with ``weight`` of shape ``(n_out, n_in)``."""
-
-    weight: np.ndarray
-    bias: np.ndarray
-
-    @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
-
-
-@dataclass(frozen=True)
-class ReLU:
-    """``a = max(0, z)`` elementwise."""
-
-
-Layer = Union[Linear, ReLU]
+from common.errors import NetworkError
+from ir.layers import (ARRAY_FIELDS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, ReLU,  # noqa: F401
+                       Reshape, Scale, Shape, Transpose, affine_map, apply_affine, is_activation,
+                       output_shape, pool_groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,20 +44,78 @@ class Domain:
         return np.clip(x, self.lower, self.upper)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class AffineMap:
+    """``z = weight @ a + bias`` on flat vectors: the composition of a run of affine layers.
+    ``weight`` is ``(n_out, n_in)``, a dense ``ndarray`` or a ``scipy.sparse.csr_matrix``."""
+
+    weight: object
+    bias: np.ndarray
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
 class EdgeLayer:
-    """A view of one edge-layer: its affine map and whether a ReLU follows it."""
+    """One edge-layer: its affine map, its activation, and where it sits in ``layers``.
+
+    ``linear`` is the ``Linear`` layer itself when the edge is patchable, else an
+    ``AffineMap``.  ``activation`` is ``"relu"``, ``"maxpool"`` or None; for max pooling
+    ``groups[r]`` lists the indices of ``z`` whose maximum is output ``r`` (-1 pads).
+    ``span`` is ``(start, stop)``: the positions in ``Network.layers`` it covers.
+    """
 
     index: int  # 1-based
-    linear: Linear
-    relu: bool
+    linear: Linear | AffineMap
+    activation: str | None
+    span: tuple[int, int]
+    groups: np.ndarray | None = None
+    patchable: bool = False
+
+    @property
+    def relu(self) -> bool:
+        return self.activation == "relu"
+
+    @property
+    def width(self) -> int:
+        """Values of neuron layer ``index`` after the activation."""
+        return len(self.groups) if self.groups is not None else self.linear.n_out
+
+    @property
+    def sparse(self) -> bool:
+        return sp.issparse(self.linear.weight)
+
+    def activate(self, z: np.ndarray) -> np.ndarray:
+        """The activation on a batch of pre-activations ``(B, n_out)``."""
+        if self.activation == "relu":
+            return np.maximum(z, 0.0)
+        if self.activation == "maxpool":
+            padded = np.concatenate([z, np.full((len(z), 1), -np.inf)], axis=1)
+            return padded[:, self.groups].max(axis=2)
+        return z
+
+    def phase(self, z: np.ndarray) -> np.ndarray:
+        """The phase of one pre-activation vector: ``z > 0`` per neuron (also for an edge
+        without activation), or for max pooling the position of each window's maximum in its
+        group (the first on ties)."""
+        if self.activation == "maxpool":
+            padded = np.append(z, -np.inf)
+            return np.argmax(padded[self.groups], axis=1)
+        return z > 0
 
 
 @dataclass(frozen=True)
 class Trace:
-    """Every layer's values for a batch: ``pre[k]`` and ``post[k]`` for neuron layer k.
+    """Every layer's values for a batch: ``pre[k]`` (pre-activations, ``(B, n_out_k)``) and
+    ``post[k]`` (after the activation, ``(B, width_k)``) for neuron layer k.
 
-    ``pre[0] == post[0]`` is the input.  Arrays have shape ``(batch, n_k)``.
+    ``pre[0] == post[0]`` is the input.
     """
 
     pre: list[np.ndarray]
@@ -89,12 +128,13 @@ class Trace:
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """A feed-forward ReLU network: ``layers`` alternate Linear and optional ReLU."""
+    """A feed-forward network of affine layers, ReLUs and max pooling (``ir.layers``)."""
 
     layers: tuple[Layer, ...]
     domain: Domain
     input_shape: tuple[int, ...] = ()
     name: str = "net"
+    shapes: tuple[Shape, ...] = field(init=False, repr=False)
     edges: tuple[EdgeLayer, ...] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -107,18 +147,24 @@ class Network:
             n = layers[0].n_in if layers and isinstance(layers[0], Linear) else 0
             object.__setattr__(self, "input_shape", (n,))
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
-        object.__setattr__(self, "edges", _edges(layers))
-        from ir.verify import verify_network
+        from ir.verify import verify_layers, verify_network
+        verify_layers(layers)
+        object.__setattr__(self, "shapes", _shapes(layers, self.input_shape))
+        object.__setattr__(self, "edges", _edges(layers, self.shapes))
         verify_network(self)
 
     # ---- sizes -------------------------------------------------------------------------
     @property
     def n_inputs(self) -> int:
-        return self.edges[0].linear.n_in
+        return int(np.prod(self.input_shape))
 
     @property
     def n_outputs(self) -> int:
-        return self.edges[-1].linear.n_out
+        return int(np.prod(self.shapes[-1]))
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1]
 
     @property
     def depth(self) -> int:
@@ -133,8 +179,12 @@ class Network:
         return self.edges[k - 1]
 
     def widths(self) -> list[int]:
-        """Neuron-layer widths, input first."""
-        return [self.n_inputs] + [e.linear.n_out for e in self.edges]
+        """Neuron-layer widths after their activations, input first."""
+        return [self.n_inputs] + [e.width for e in self.edges]
+
+    def is_dense(self) -> bool:
+        """Only plain dense layers and ReLUs (every edge-layer patchable)."""
+        return all(isinstance(layer, (Linear, ReLU)) for layer in self.layers)
 
     # ---- simulation --------------------------------------------------------------------
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -150,8 +200,8 @@ class Network:
         a = np.atleast_2d(x)
         pre, post = [a], [a]
         for e in self.edges:
-            z = a @ e.linear.weight.T + e.linear.bias
-            a = np.maximum(z, 0.0) if e.relu else z
+            z = apply_affine(e.linear.weight, e.linear.bias, a)
+            a = e.activate(z)
             pre.append(z)
             post.append(a)
         return Trace(pre, post)
@@ -162,23 +212,24 @@ class Network:
         return out[0] if np.ndim(x) == 1 else out
 
     def phases(self, x: np.ndarray) -> list[np.ndarray]:
-        """ReLU phases of one input: for each edge-layer, True where ``z > 0``."""
+        """The phases of one input, one array per edge-layer (``EdgeLayer.phase``)."""
         trace = self.simulate(np.asarray(x, dtype=np.float64).reshape(1, -1))
-        return [trace.pre[k][0] > 0 for k in range(1, self.depth + 1)]
+        return [e.phase(trace.pre[e.index][0]) for e in self.edges]
 
     # ---- transformations ---------------------------------------------------------------
     def prefix(self, k: int, keep_activation: bool = False) -> "Network":
         """Edge-layers ``1..k``; the outputs are neuron layer k's pre-activations ``z_k``
-        (its ReLU dropped) unless ``keep_activation``."""
+        (its activation dropped) unless ``keep_activation``."""
         edge = self.edge(k)
-        layers = self.layers[:_layer_end(self.layers, k)]
-        if keep_activation and edge.relu:
-            layers = layers + (ReLU(),)
-        return replace(self, layers=layers, name=f"{self.name}[:{k}]")
+        stop = edge.span[1] if keep_activation or edge.activation is None else edge.span[1] - 1
+        return replace(self, layers=self.layers[:stop], name=f"{self.name}[:{k}]")
 
     def with_patch(self, k: int, eps: np.ndarray) -> "Network":
         """A copy whose edge-layer k has weight ``W_k + eps`` (``eps`` shaped like ``W_k``)."""
         edge = self.edge(k)
+        if not edge.patchable:
+            raise NetworkError("only a dense edge-layer can be patched; this one is "
+                               + describe_span(self.layers[edge.span[0]:edge.span[1]]), layer=k)
         eps = np.asarray(eps, dtype=np.float64)
         if eps.shape != edge.linear.weight.shape:
             raise NetworkError(f"patch has shape {eps.shape}, weight is "
@@ -188,33 +239,79 @@ class Network:
         return replace(self, layers=layers)
 
 
-def _layer_end(layers: tuple[Layer, ...], k: int) -> int:
-    """Position just after the k-th Linear in ``layers``."""
-    seen = 0
+def describe_span(layers) -> str:
+    from ir.layers import kind
+    return " + ".join(kind(layer) for layer in layers) or "the identity"
+
+
+def _shapes(layers: tuple[Layer, ...], input_shape: Shape) -> tuple[Shape, ...]:
+    shapes, dense = [tuple(input_shape)], 0
+    for position, layer in enumerate(layers):
+        dense += isinstance(layer, Linear)
+        try:
+            shapes.append(output_shape(layer, shapes[-1]))
+        except NetworkError as err:
+            if position == 0:   # the first layer: the input shape is the odd one out
+                raise NetworkError(f"input shape {tuple(input_shape)} does not fit layer 1 "
+                                   f"({type(layer).__name__}): {err}") from None
+            if isinstance(layer, Linear):   # dense layers are named by their count, as in .nnir
+                raise NetworkError(str(err).removeprefix("linear: "), dense, position) from None
+            raise NetworkError(f"layer {position + 1} ({type(layer).__name__}): {err}",
+                               position=position) from None
+    return tuple(shapes)
+
+
+def _edges(layers: tuple[Layer, ...], shapes: tuple[Shape, ...]) -> tuple[EdgeLayer, ...]:
+    """Group the layers into edge-layers: each activation closes one; a trailing run of
+    affine layers is a last edge without activation (a run of reshapes only adds no edge)."""
+    edges, start = [], 0
     for i, layer in enumerate(layers):
-        if isinstance(layer, Linear):
-            seen += 1
-            if seen == k:
-                return i + 1
-    raise NetworkError(f"edge-layer {k} not found")
+        if not is_activation(layer):
+            continue
+        groups = pool_groups(layer, shapes[i]) if isinstance(layer, MaxPool2D) else None
+        activation = "maxpool" if groups is not None else "relu"
+        edges.append(_edge(len(edges) + 1, layers, shapes, start, i, activation, groups))
+        start = i + 1
+    if any(not isinstance(layer, Reshape) for layer in layers[start:]):
+        edges.append(_edge(len(edges) + 1, layers, shapes, start, len(layers), None, None))
+    return tuple(edges)
+
+
+def _edge(index, layers, shapes, start, stop, activation, groups) -> EdgeLayer:
+    """The edge-layer of the affine run ``layers[start:stop]`` and the activation at ``stop``."""
+    run = layers[start:stop]
+    dense = [layer for layer in run if isinstance(layer, Linear)]
+    span = (start, stop + (activation is not None))
+    if len(dense) == 1 and all(isinstance(layer, (Linear, Reshape)) for layer in run):
+        return EdgeLayer(index, dense[0], activation, span, groups, patchable=True)
+    n = int(np.prod(shapes[start]))
+    weight, bias = sp.identity(n, format="csr"), np.zeros(n)
+    for position in range(start, stop):
+        if isinstance(layers[position], Reshape):
+            continue
+        matrix, offset = affine_map(layers[position], shapes[position])
+        weight, bias = matrix @ weight, matrix @ bias + offset
+    if not sp.issparse(weight):
+        weight = np.asarray(weight)
+    elif weight.shape[0] * weight.shape[1] <= 4096 and weight.nnz > 0.5 * np.prod(weight.shape):
+        weight = weight.toarray()    # small and dense: an ndarray is simpler and faster
+    return EdgeLayer(index, AffineMap(weight, np.asarray(bias, dtype=np.float64)), activation,
+                     span, groups)
 
 
 def _as_float64(layer: Layer, position: int) -> Layer:
-    if isinstance(layer, Linear):
-        weight = np.array(layer.weight, dtype=np.float64)
-        bias = np.array(layer.bias, dtype=np.float64)
-        weight.setflags(write=False)
-        bias.setflags(write=False)
-        return Linear(weight, bias)
-    if isinstance(layer, ReLU):
+    fields = ARRAY_FIELDS.get(type(layer))
+    if fields is None:
+        if not isinstance(layer, (ReLU, MaxPool2D, AvgPool2D, Reshape, Transpose)):
+            raise NetworkError(f"unknown layer type {type(layer).__name__}", layer=position)
         return layer
-    raise NetworkError(f"unknown layer type {type(layer).__name__}", layer=position)
-
-
-def _edges(layers: tuple[Layer, ...]) -> tuple[EdgeLayer, ...]:
-    edges = []
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Linear):
-            relu = i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)
-            edges.append(EdgeLayer(len(edges) + 1, layer, relu))
-    return tuple(edges)
+    values = [getattr(layer, name) for name in fields]
+    if all(isinstance(v, np.ndarray) and v.dtype == np.float64 and not v.flags.writeable
+           for v in values):
+        return layer     # already frozen: keep the object (its cached linear map stays valid)
+    arrays = {}
+    for name, value in zip(fields, values):
+        array = np.array(value, dtype=np.float64)
+        array.setflags(write=False)
+        arrays[name] = array
+    return replace(layer, **arrays)

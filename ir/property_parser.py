@@ -28,7 +28,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
-from ir.errors import ParseError
+from common.errors import ParseError
 from ir.property import (DEFAULT_MARGIN, ArgmaxIs, ArgmaxIsNot, ArgminIs, Conjunction,
                          Constraint, Property)
 from ir.text import syntax_error

@@ -28,7 +28,7 @@ Contract:
   (``W<k>``, ``b<k>``, ``lower``, ``upper``) and handed over in a dict; a file written by
   ``dump_nnir`` keeps those arrays in an ``.npz`` beside it, named by its ``arrays "..."`` line.
 * The printer is deterministic and ``format_network(parse_network(t)) == t`` for its output.
-* Every error is an ``ir.errors.ParseError`` with line, column and a caret.
+* Every error is an ``common.errors.ParseError`` with line, column and a caret.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput, UnexpectedToken, v_a
 from lark.exceptions import VisitError
 from lark.lexer import PatternStr
 
-from ir.errors import NetworkError, ParseError
+from common.errors import NetworkError, ParseError
 from ir.network import Domain, Linear, Network, ReLU
 
 FORMAT_VERSION = "1"

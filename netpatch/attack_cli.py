@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.passes import PassOptions
-from ir.errors import DataError
+from common.errors import DataError
 from netpatch.attack import CUTS, RECOVERY, STRATEGIES, AttackConfig, attack
 
 RESULTS = "results.jsonl"

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ir.errors import NetpatchError
+from common.errors import NetpatchError
 
 METHODS = ("fgsm", "pgd", "deepfool", "jsma", "cw", "boundary", "pixel")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ir.errors import DataError
+from common.errors import DataError
 
 NETPATCH_METHODS = {"netpatch-dnc": "dnc", "netpatch-direct": "direct", "netpatch-exact": "exact"}
 DEFAULT_METHODS = "netpatch-dnc,netpatch-direct,fgsm,pgd,deepfool,jsma"

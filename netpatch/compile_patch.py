@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from compiler.passes import PASS_HELP, PassOptions
-from ir.errors import DataError, NetpatchError, SolverUnavailable
+from common.errors import DataError, NetpatchError, SolverUnavailable
 from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
 from netpatch.cli import CONVENTIONS, add_network_args, load_net
 from netpatch.errors import reports_errors

@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 
-from ir.errors import NetpatchError
+from common.errors import NetpatchError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130

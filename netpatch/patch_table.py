@@ -68,7 +68,7 @@ def render(table: dict[int, dict[str, Cell]], title: str) -> str:
 
 
 def patch_table_command(args, net, x, out: Path) -> int:
-    from ir.errors import DataError
+    from common.errors import DataError
     if not 0 <= args.index < len(x):
         raise DataError(f"--index {args.index} is out of range: {args.data} has {len(x)} rows")
     xi = x[args.index]

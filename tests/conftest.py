@@ -19,7 +19,7 @@ def shared_data() -> Path:
 def require_backend(name: str) -> None:
     """Skip (with the backend's own reason) when a solver is not usable here."""
     from backends import get_backend
-    from ir.errors import SolverUnavailable
+    from common.errors import SolverUnavailable
     try:
         get_backend(name)
     except SolverUnavailable as err:

@@ -166,7 +166,7 @@ def test_attack_cli_bad_data_is_a_clear_error(tmp_path, make, fragment):
 
 
 def test_flat_inputs_are_drawn_as_images_of_the_right_shape():
-    from ir.errors import DataError
+    from common.errors import DataError
     from ir.network import Domain, Linear, Network
     from netpatch.attack_cli import guess_image_shape
 

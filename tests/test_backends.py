@@ -16,7 +16,7 @@ import pytest
 from backends import BACKENDS, DEFAULT_BACKEND, describe_backends, get_backend
 from backends.base import Status
 from compiler.problem import INF, ProblemBuilder
-from ir.errors import NetpatchError, SolverUnavailable
+from common.errors import NetpatchError, SolverUnavailable
 from conftest import require_backend
 
 SOLVING = ["highs", "pyomo-highs", "gurobi", "z3"]

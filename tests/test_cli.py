@@ -150,7 +150,7 @@ def test_help_and_loading_do_not_import_tensorflow():
 def test_gurobi_size_limit_is_one_clear_line():
     """The pip license stops at 2000 variables: a first-layer MNIST patch is far larger."""
     from backends import get_backend
-    from ir.errors import SolverUnavailable
+    from common.errors import SolverUnavailable
     try:
         get_backend("gurobi")
     except SolverUnavailable as err:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from frontends.keras import load_keras
-from ir.errors import FrontendError
+from common.errors import FrontendError
 from ir.network import Linear, ReLU
 
 ROOT = Path(__file__).resolve().parents[1]

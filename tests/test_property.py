@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ir.errors import ParseError
+from common.errors import ParseError
 from ir.property import (DEFAULT_MARGIN, ArgmaxIs, ArgmaxIsNot, ArgminIs, Conjunction,
                          Constraint, beats, holds, parse_property, targeted_candidates)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ir.errors import ParseError
+from common.errors import ParseError
 from ir.network import Domain, Linear, Network, ReLU
 from ir.text import dump_nnir, format_network, load_nnir, parse_network
 

@@ -15,7 +15,7 @@ import pytest
 
 from frontends import load_network
 from frontends.data import load_dataset
-from ir.errors import DataError
+from common.errors import DataError
 from netpatch.transfer import harden, training_mix, transfer_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ir.errors import NetpatchError
+from common.errors import NetpatchError
 
 
 def lower_relus(problem):

@@ -1,4 +1,5 @@
-"""Typed errors. Every message names what is wrong and where (file, layer, line)."""
+"""Typed errors shared by every layer of netpatch (the IR, frontends, compiler, backends and
+commands).  Every message names what is wrong and where (file, layer, line, flag)."""
 
 
 class NetpatchError(Exception):
@@ -6,10 +7,13 @@ class NetpatchError(Exception):
 
 
 class NetworkError(NetpatchError):
-    """A network that is malformed: shapes that do not chain, non-finite values."""
+    """A network that is malformed: shapes that do not chain, non-finite values.
 
-    def __init__(self, message: str, layer: int | None = None):
-        self.layer = layer
+    ``layer`` is the edge-layer (1-based) at fault, ``position`` the index in
+    ``Network.layers`` (0-based), when known; readers of text forms map them to lines."""
+
+    def __init__(self, message: str, layer: int | None = None, position: int | None = None):
+        self.layer, self.position = layer, position
         where = f"layer {layer}: " if layer is not None else ""
         super().__init__(where + message)
 

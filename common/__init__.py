@@ -1,0 +1,1 @@
+"""What every layer of netpatch shares and no layer owns: the typed errors."""
