@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import bounds
-from compiler.marking import marks_at
+from compiler.analysis import bounds
+from compiler.analysis.marks import marks_at
 from compiler.problem import Problem, ProblemBuilder
 from compiler.targets import Target, lower_target, target_marks
 from common.errors import NetworkError
@@ -184,7 +184,7 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     ``changed`` (binary), ``z1``, ``a{m}``, ``z{m}``, and ``delta_max`` for the L-inf objective.
 
     ``input_bounds="budget"`` bounds ``z1`` by the ``max_pixels`` largest contributions
-    (``compiler.bounds.budget_first_layer``); ``"box"`` uses the whole L-inf box.
+    (``compiler.analysis.bounds.budget_first_layer``); ``"box"`` uses the whole L-inf box.
     ``phase_point`` (default ``x``) is the input whose ReLU phases the ReluBlocks record, so
     phase fixing can re-linearize the network at a candidate.
     """

@@ -93,6 +93,16 @@ class AvgPool2D:
 
 
 @dataclass(frozen=True)
+class Pad2D:
+    """Zero padding of the two spatial axes by ``(top, left, bottom, right)`` (Keras's
+    ZeroPadding2D, ONNX's constant Pad); frontends fold it into a following convolution
+    when they can."""
+
+    padding: tuple[int, int, int, int]
+    layout: str = "NHWC"
+
+
+@dataclass(frozen=True)
 class Reshape:
     """A new shape for the same flat values (flatten is ``Reshape((n,))``)."""
 
@@ -116,7 +126,7 @@ class Scale:
     add: np.ndarray
 
 
-Layer = Union[Linear, ReLU, Conv2D, MaxPool2D, AvgPool2D, Reshape, Transpose, Scale]
+Layer = Union[Linear, ReLU, Conv2D, MaxPool2D, AvgPool2D, Pad2D, Reshape, Transpose, Scale]
 ACTIVATIONS = (ReLU, MaxPool2D)
 ARRAY_FIELDS = {Linear: ("weight", "bias"), Conv2D: ("weight", "bias"), Scale: ("mul", "add")}
 
@@ -182,6 +192,10 @@ def output_shape(layer: Layer, in_shape: Shape) -> Shape:
     what = kind(layer)
     height, width, channels = _spatial(in_shape, layer.layout, what)
     top, left, bottom, right = layer.padding
+    if isinstance(layer, Pad2D):
+        if min(layer.padding) < 0:
+            raise NetworkError(f"pad2d: padding {layer.padding} must be >= 0")
+        return _with_spatial(height + top + bottom, width + left + right, channels, layer.layout)
     if isinstance(layer, Conv2D):
         c_out, c_in, kh, kw = layer.weight.shape
         if c_in != channels:
@@ -274,6 +288,21 @@ def _avgpool_matrix(layer: AvgPool2D, in_shape: Shape) -> tuple[sp.csr_matrix, n
     return matrix, np.zeros(n_out)
 
 
+def _pad_matrix(layer: Pad2D, in_shape: Shape) -> sp.csr_matrix:
+    """The 0/1 map that embeds the input into the padded tensor."""
+    height, width, channels = _spatial(in_shape, layer.layout, "pad2d")
+    top, left, bottom, right = layer.padding
+    out_h, out_w = height + top + bottom, width + left + right
+    source = np.arange(height * width * channels).reshape(
+        _with_spatial(height, width, channels, layer.layout))
+    target = _out_index(out_h, out_w, channels, layer.layout)[top:top + height, left:left + width]
+    if layer.layout == "NCHW":
+        source = source.transpose(1, 2, 0)
+    n = source.size
+    return sp.csr_matrix((np.ones(n), (target.ravel(), source.ravel())),
+                         shape=(out_h * out_w * channels, n))
+
+
 def _permutation_matrix(perm: Shape, in_shape: Shape) -> sp.csr_matrix:
     n = int(np.prod(in_shape))
     source = np.arange(n).reshape(in_shape).transpose(perm).ravel()
@@ -305,6 +334,9 @@ def affine_map(layer: Layer, in_shape: Shape):
         matrix, bias = _avgpool_matrix(layer, in_shape)
     elif isinstance(layer, Transpose):
         matrix, bias = _permutation_matrix(layer.perm, in_shape), np.zeros(n)
+    elif isinstance(layer, Pad2D):
+        matrix = _pad_matrix(layer, in_shape)
+        bias = np.zeros(matrix.shape[0])
     elif isinstance(layer, Scale):
         matrix, bias = sp.diags(layer.mul, format="csr"), layer.add
     else:

@@ -21,8 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.errors import NetworkError
-from ir.layers import (ARRAY_FIELDS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, ReLU,  # noqa: F401
-                       Reshape, Scale, Shape, Transpose, affine_map, apply_affine, is_activation,
+from ir.layers import (ARRAY_FIELDS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D,  # noqa: F401
+                       ReLU, Reshape, Scale, Shape, Transpose, affine_map, apply_affine, is_activation,
                        output_shape, pool_groups)
 
 
@@ -134,6 +134,7 @@ class Network:
     domain: Domain
     input_shape: tuple[int, ...] = ()
     name: str = "net"
+    notes: tuple[str, ...] = ()   # what a frontend changed on the way (e.g. a softmax dropped)
     shapes: tuple[Shape, ...] = field(init=False, repr=False)
     edges: tuple[EdgeLayer, ...] = field(init=False, repr=False)
 
@@ -302,7 +303,7 @@ def _edge(index, layers, shapes, start, stop, activation, groups) -> EdgeLayer:
 def _as_float64(layer: Layer, position: int) -> Layer:
     fields = ARRAY_FIELDS.get(type(layer))
     if fields is None:
-        if not isinstance(layer, (ReLU, MaxPool2D, AvgPool2D, Reshape, Transpose)):
+        if not isinstance(layer, (ReLU, MaxPool2D, AvgPool2D, Pad2D, Reshape, Transpose)):
             raise NetworkError(f"unknown layer type {type(layer).__name__}", layer=position)
         return layer
     values = [getattr(layer, name) for name in fields]

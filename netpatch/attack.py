@@ -22,10 +22,11 @@ import numpy as np
 
 from backends.base import Status
 from compiler.passes import PassOptions
-from compiler import bounds
+from compiler.analysis import bounds
 from compiler.queries import input_query, marks_for
-from compiler.sparse import stronger_changes
-from compiler.targets import NeuronTargets, Target, pull_back
+from compiler.analysis.knapsack import stronger_changes
+from compiler.analysis.pullback import pull_back
+from compiler.targets import NeuronTargets, Target
 from ir.property import DEFAULT_MARGIN, ArgmaxIsNot, Conjunction, targeted_candidates
 from netpatch.patching import patch_layer
 from netpatch.solving import solve_query
@@ -342,7 +343,7 @@ def mod2adv(net, x, targets: Target, config: AttackConfig, times: dict,
     """An input change that makes the original first edge-layer reach ``targets``.
 
     ``accept`` (closed-form recovery only) judges candidates on the real network: the
-    smallest change comes first, then stronger pushes (``compiler.sparse.stronger_changes``);
+    smallest change comes first, then stronger pushes (``compiler.analysis.knapsack.stronger_changes``);
     the first accepted one is returned, else the smallest."""
     first = net.prefix(1)
     if _sortable(targets, config):
@@ -368,7 +369,7 @@ def _sorted_recovery(net, affine, x, point, target: Conjunction, config: AttackC
                      times: dict, stage: str, accept=None) -> np.ndarray:
     """mod2adv (or direct) in closed form: ``affine`` is the network from the input to the
     target's layer, linearized at ``point``'s phases; one inequality on it is a cardinality
-    knapsack over the inputs (``compiler.sparse``): the fewest changed inputs, exactly."""
+    knapsack over the inputs (``compiler.analysis.knapsack``): the fewest changed inputs, exactly."""
     t0 = time.perf_counter()
     (row,) = pull_back(affine, 1, target, _phases(affine, point)).constraints
     w1 = affine.edge(1).linear

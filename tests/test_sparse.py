@@ -1,11 +1,11 @@
-"""The closed-form input recovery (compiler.sparse) against hand-derived answers and HiGHS."""
+"""The closed-form input recovery (compiler.analysis.knapsack) against hand-derived answers and HiGHS."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from compiler.sparse import fewest_inputs, stronger_changes
-from compiler.targets import pull_back
+from compiler.analysis.knapsack import fewest_inputs, stronger_changes
+from compiler.analysis.pullback import pull_back
 from frontends import load_network
 from frontends.data import load_dataset
 from ir.property import ArgmaxIsNot, Conjunction, Constraint, targeted_candidates

@@ -4,7 +4,7 @@ r"""Big-M lowering of ``a = max(0, z)`` with the bounds ``l <= z <= u`` of the p
 
 A ReLU whose bounds fix its phase needs no binary (``u <= 0``: ``a = 0``; ``l >= 0``:
 ``a = z``).  The constants are only as good as the bounds: the queries compute them by
-interval arithmetic (``compiler.bounds``).
+interval arithmetic (``compiler.analysis.bounds``).
 """
 from __future__ import annotations
 
