@@ -1,4 +1,5 @@
-"""HiGHS through highspy directly: the fast path from the problem IR (arrays in, arrays out)."""
+"""HiGHS through highspy directly: the fast path from the problem IR (arrays in, arrays out).
+Model files (``.lp``, ``.mps``) are HiGHS's own writers, with the problem's names."""
 from __future__ import annotations
 
 import time
@@ -6,12 +7,20 @@ import time
 import numpy as np
 
 from backends.base import Backend, Result, Status
+from compiler.problem import unique_names
+
+_LIMITS = ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt", "kHighsInterrupt",
+           "kObjectiveBound", "kObjectiveTarget")
 
 
 class HighsBackend(Backend):
     name = "highs"
     FILE_FORMATS = (".lp", ".mps")
     SIZE_NOTE = "LP and MILP; the default"
+    # "unbounded or infeasible" after a re-run without presolve is no proof of either: ERROR.
+    STATUS_MAP = {"kOptimal": Status.OPTIMAL, "kInfeasible": Status.INFEASIBLE,
+                  "kUnbounded": Status.UNBOUNDED,
+                  **{name: Status.TIME_LIMIT for name in _LIMITS}}
 
     def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, verbose: bool = False):
         self.threads = threads
@@ -26,7 +35,7 @@ class HighsBackend(Backend):
             return False, "highspy is not installed (pip install highspy)"
         return True, ""
 
-    def _model(self, problem, time_limit):
+    def _model(self, problem, time_limit, names: bool = False):
         import highspy
         t0 = time.perf_counter()
         h = highspy.Highs()
@@ -55,12 +64,15 @@ class HighsBackend(Backend):
         if integer.any():
             lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                                for i in integer]
+        if names:
+            lp.col_names_ = unique_names(problem.variable_names())
+            lp.row_names_ = unique_names(problem.row_names())
         h.passModel(lp)
         return h, time.perf_counter() - t0
 
     def solve(self, problem, time_limit=None, mip_start=None) -> Result:
         if problem.relus:
-            raise ValueError("HiGHS needs ReLUs lowered to big-M first (compiler.passes.lower_relus)")
+            raise ValueError("HiGHS needs ReLUs lowered to big-M first (relu-lowering)")
         import highspy
         h, build_s = self._model(problem, time_limit)
         if mip_start is not None and problem.is_mip:
@@ -74,9 +86,11 @@ class HighsBackend(Backend):
             h.setOptionValue("presolve", "off")  # presolve cannot tell the two apart; the solver can
             h.run()
         solve_s = time.perf_counter() - t0
-        status = _status(h, problem.is_mip)
+        model_status = h.getModelStatus()
+        has_point = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+        status = self.status(model_status.name, has_point)
         result = Result(status, solver="highs", version=h.version(), build_s=build_s, solve_s=solve_s,
-                        message=h.modelStatusToString(h.getModelStatus()))
+                        message=h.modelStatusToString(model_status))
         if status.has_solution:
             result.x = np.array(h.getSolution().col_value)
             result.objective = float(h.getInfo().objective_function_value)
@@ -85,26 +99,8 @@ class HighsBackend(Backend):
                 result.info["bound"] = float(h.getInfo().mip_dual_bound)
         return result
 
-    def write(self, problem, path) -> None:
-        h, _ = self._model(problem, None)
-        h.setOptionValue("write_model_to_file", True)
+    def _write(self, problem, path) -> None:
+        if problem.relus:
+            raise ValueError("HiGHS needs ReLUs lowered to big-M first (relu-lowering)")
+        h, _ = self._model(problem, None, names=True)
         h.writeModel(str(path))
-
-
-def _status(h, is_mip: bool) -> Status:
-    import highspy
-    S = highspy.HighsModelStatus
-    model_status = h.getModelStatus()
-    has_point = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
-    if model_status == S.kOptimal:
-        return Status.OPTIMAL
-    if model_status == S.kInfeasible:
-        return Status.INFEASIBLE
-    if model_status in (S.kUnbounded,):
-        return Status.UNBOUNDED
-    if model_status == S.kUnboundedOrInfeasible:
-        return Status.INFEASIBLE if not is_mip else Status.ERROR
-    if model_status in (S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kInterrupt,
-                        S.kHighsInterrupt, S.kObjectiveBound, S.kObjectiveTarget):
-        return Status.FEASIBLE if has_point else Status.TIME_LIMIT
-    return Status.ERROR

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -49,14 +48,14 @@ from backends.base import Backend, Result, Status
 from compiler.problem import sanitize
 from common.errors import SolverUnavailable
 
-# Termination conditions of ``pyomo.contrib.solver`` (by name) that settle the status alone.
+# Termination conditions of ``pyomo.contrib.solver``, by name.  Limits stop before a proof.
 STATUS_MAP = {
     "convergenceCriteriaSatisfied": Status.OPTIMAL,
     "provenInfeasible": Status.INFEASIBLE,
     "unbounded": Status.UNBOUNDED,
+    **{name: Status.TIME_LIMIT for name in ("maxTimeLimit", "iterationLimit", "objectiveLimit",
+                                            "interrupted", "minStepLength")},
 }
-# Stops before a proof: FEASIBLE with a solution, TIME_LIMIT without one.
-LIMITS = {"maxTimeLimit", "iterationLimit", "objectiveLimit", "interrupted", "minStepLength"}
 
 
 class _Highs:
@@ -188,6 +187,7 @@ class PyomoBackend(Backend):
 
     NATIVE_RELU = False
     FILE_FORMATS = (".lp", ".mps")
+    STATUS_MAP = STATUS_MAP
 
     def __init__(self, solver: str = "highs", threads: int = 1, mip_rel_gap: float = 1e-6,
                  verbose: bool = False):
@@ -227,7 +227,10 @@ class PyomoBackend(Backend):
             res = self._run(model.model, options)
             if res.termination_condition.name == "infeasibleOrUnbounded":
                 res = self._run(model.model, {**options, "solver_options": self._solver.DISAMBIGUATE})
-            status = _status(res)
+            # unknown (e.g. Gurobi SUBOPTIMAL), error, infeasibleOrUnbounded after the re-run:
+            # FEASIBLE with a solution, else ERROR
+            status = self.status(res.termination_condition.name,
+                                 res.solution_status.name in ("optimal", "feasible"))
             result = Result(status, solver=self.name, version=".".join(map(str, res.solver_version)),
                             build_s=model.build_s, message=res.termination_condition.name)
             if status.has_solution:
@@ -246,11 +249,8 @@ class PyomoBackend(Backend):
         return self._solver.make().solve(model, tee=self.verbose, load_solutions=False,
                                          raise_exception_on_nonoptimal_result=False, **options)
 
-    def write(self, problem, path) -> None:
+    def _write(self, problem, path) -> None:
         """``.lp`` or ``.mps`` (by the suffix) through Pyomo's writers, with the problem's names."""
-        path = Path(path)
-        if path.suffix.lower() not in self.FILE_FORMATS:
-            raise ValueError(f"{self.name} writes {', '.join(self.FILE_FORMATS)} files, not {path.name!r}")
         _refuse_relus(problem)
         model = _PyomoModel(problem)
         model.model.write(str(path), io_options={"labeler": model.labeler()})
@@ -323,17 +323,6 @@ def _refuse_relus(problem) -> None:
     if problem.relus:
         raise ValueError("Pyomo backends need ReLUs lowered to big-M first "
                          "(compiler.passes.lower_relus)")
-
-
-def _status(res) -> Status:
-    condition = res.termination_condition.name
-    has_solution = res.solution_status.name in ("optimal", "feasible")
-    if condition in STATUS_MAP:
-        return STATUS_MAP[condition]
-    if condition in LIMITS:
-        return Status.FEASIBLE if has_solution else Status.TIME_LIMIT
-    # unknown (e.g. Gurobi SUBOPTIMAL), error, infeasibleOrUnbounded after the re-run, ...
-    return Status.FEASIBLE if has_solution else Status.ERROR
 
 
 def _gap(objective: float, bound: float) -> float:

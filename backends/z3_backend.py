@@ -12,13 +12,13 @@ The encoding of a problem (in a fresh ``z3.Context``):
 Every coefficient and bound enters as the exact rational of its shortest round-trip decimal
 (``repr``), so ``0.1`` is ``1/10``.  Values come back as floats of z3's exact rationals.
 ``sat`` means ``Optimize`` proved the optimum, so it maps to OPTIMAL; ``unsat`` to INFEASIBLE;
-``unknown`` after the timeout to TIME_LIMIT (no solution is reported).
+``unknown`` after the timeout to TIME_LIMIT (no solution is reported), other ``unknown`` to
+ERROR (``STATUS_MAP``).
 """
 from __future__ import annotations
 
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class Z3Backend(Backend):
     name = "z3"
     NATIVE_RELU = True
     FILE_FORMATS = (".smt2",)
+    # check() answers, and "unknown" refined by reason_unknown() when the timer fired.
+    STATUS_MAP = {"sat": Status.OPTIMAL, "unsat": Status.INFEASIBLE, "timeout": Status.TIME_LIMIT,
+                  "unknown": Status.ERROR}
     # Measured on a shared 2-core machine, 60 s timeout: a random feasible patch-like LP (n
     # variables with |x_i| <= M, minimize M, 10 equality rows of density 0.5; 2n + 10 rows).
     # The exact rationals grow to ~170 digits, which is what makes it slow.
@@ -56,31 +59,27 @@ class Z3Backend(Backend):
         t0 = time.perf_counter()
         answer = model.opt.check()
         solve_s = time.perf_counter() - t0
+        native = str(answer)
         result = Result(Status.ERROR, solver="z3", version=z3.get_version_string(),
-                        build_s=model.build_s, solve_s=solve_s, message=str(answer))
-        if answer == z3.unsat:
-            result.status = Status.INFEASIBLE
-        elif answer == z3.unknown:
+                        build_s=model.build_s, solve_s=solve_s, message=native)
+        if answer == z3.unknown:
             reason = model.opt.reason_unknown()
             result.message = f"unknown: {reason}"
             # z3 gives "canceled", "timeout" or plain "unknown" when its timer fires.
-            timed_out = reason in ("timeout", "canceled") or (time_limit is not None and solve_s >= time_limit)
-            result.status = Status.TIME_LIMIT if timed_out else Status.ERROR
-        else:
+            if reason in ("timeout", "canceled") or (time_limit is not None and solve_s >= time_limit):
+                native = "timeout"
+        result.status = self.status(native, has_solution=False)
+        if answer == z3.sat:
             value = model.objective_handle.value()
             if not _is_number(value):   # -1*oo: unbounded below
                 result.status = Status.UNBOUNDED
             else:
-                result.status = Status.OPTIMAL
                 result.x = model.values()
                 result.objective = float(_fraction(value) + _exact(problem.objective_offset))
         return result
 
-    def write(self, problem, path) -> None:
+    def _write(self, problem, path) -> None:
         """The ``Optimize`` instance as SMT-LIB 2 (``opt.sexpr()``), variables by problem name."""
-        path = Path(path)
-        if path.suffix.lower() not in self.FILE_FORMATS:
-            raise ValueError(f"z3 writes .smt2 files, not {path.name!r}")
         path.write_text(_Z3Model(problem).opt.sexpr())
 
 

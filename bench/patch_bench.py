@@ -20,7 +20,7 @@ from compiler.passes import PassOptions  # noqa: E402
 from frontends import load_network  # noqa: E402
 from frontends.data import load_dataset  # noqa: E402
 from ir.property import ArgmaxIsNot, targeted_candidates  # noqa: E402
-from netpatch.patching import patch_layer  # noqa: E402
+from attacks.patching import PatchRequest, patch_layer  # noqa: E402
 
 VARIANTS = {
     "all passes": PassOptions(),
@@ -38,7 +38,8 @@ def measure(net, k, cases, backend, options, objective):
     rows = []
     for x, prop in cases:
         t0 = time.perf_counter()
-        o = patch_layer(net, k, x, prop, backend, options, objective=objective, relinearize=0)
+        o = patch_layer(PatchRequest(net, k, x, prop, backend, options, objective=objective,
+                                     relinearize=0))
         rows.append({"total": time.perf_counter() - t0, "build": o.build_s, "solve": o.solve_s,
                      "solved": o.eps is not None, "validated": o.validated,
                      "linf": o.eps_linf, "changed": o.weights_changed,

@@ -8,15 +8,17 @@ A problem is
                 x[j] integer for j in an integer block
                 a = max(0, z) for each pair in a ReluBlock  (piecewise-linear, lowered later)
 
-``hints`` carry per-variable and per-row facts that a query computed from its source (for
-example which weight changes the increment/decrement marking prunes); passes read them, the
-backends ignore them.  Problems are immutable by convention: passes return new ones.
+Facts a query knows about its variables and rows travel as typed fields that passes read and
+backends ignore: ``Problem.inert`` and ``Problem.wrong_sign`` (variables a pass may fix to 0)
+and ``RowBlock.relax`` (how a pass may relax each target row).  Problems are immutable by
+convention: passes return new ones.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import enum
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +26,25 @@ import scipy.sparse as sp
 from common.errors import NetpatchError
 
 INF = np.inf
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend takes, declared on the backend and read by the pass chain: integer
+    variables (a MILP), and ReluBlocks as they are (no big-M lowering needed)."""
+
+    mip: bool = True
+    native_relu: bool = False
+
+
+class Relax(enum.IntEnum):
+    """How the relaxation pass may loosen a target row ``z == c``: keep the equality (up to a
+    tolerance), ``z >= c`` (UP), ``z <= c`` (DOWN), or ``z <= 0`` (INACTIVE)."""
+
+    KEEP = 0
+    UP = 1
+    DOWN = -1
+    INACTIVE = 2
 
 
 @dataclass(frozen=True)
@@ -46,12 +67,13 @@ class VarBlock:
 
 @dataclass(frozen=True)
 class RowBlock:
-    """A named group of rows ``A[start : start + count]``; ``hints`` hold per-row arrays."""
+    """A named group of rows ``A[start : start + count]``; ``relax`` (one ``Relax`` value per
+    row, or None) says how the relaxation pass may loosen them."""
 
     name: str
     start: int
     count: int
-    hints: dict = field(default_factory=dict, compare=False)
+    relax: np.ndarray | None = None
 
     @property
     def indices(self) -> np.ndarray:
@@ -81,7 +103,8 @@ class Problem:
     objective: np.ndarray
     objective_offset: float = 0.0
     relus: tuple[ReluBlock, ...] = ()
-    hints: dict = field(default_factory=dict)
+    inert: np.ndarray | None = None        # bool per variable: it changes nothing (fix to 0: exact)
+    wrong_sign: np.ndarray | None = None   # bool per variable: the marking rules it out (heuristic)
     var_names: "Sequence[str] | None" = None   # set once blocks no longer give the names
     row_labels: "Sequence[str] | None" = None
 
@@ -253,7 +276,8 @@ class ProblemBuilder:
         self._relus: list[ReluBlock] = []
         self._objective: list[tuple[np.ndarray, np.ndarray]] = []
         self.objective_offset = 0.0
-        self.hints: dict = {}
+        self.inert: np.ndarray | None = None
+        self.wrong_sign: np.ndarray | None = None
         self._n = 0
         self._m = 0
 
@@ -274,23 +298,26 @@ class ProblemBuilder:
     def add_binaries(self, name: str, shape) -> np.ndarray:
         return self.add_vars(name, shape, 0.0, 1.0, integer=True)
 
-    def add_rows(self, name: str, rows, cols, vals, lower, upper, count: int, **hints) -> np.ndarray:
-        """``count`` rows given as triplets (row within the block, variable index, coefficient)."""
+    def add_rows(self, name: str, rows, cols, vals, lower, upper, count: int,
+                 relax=None) -> np.ndarray:
+        """``count`` rows given as triplets (row within the block, variable index, coefficient);
+        ``relax`` (per row) lets the relaxation pass loosen them."""
         self._rows.append((np.asarray(rows, np.int64).ravel(), np.asarray(cols, np.int64).ravel(),
                            np.asarray(vals, float).ravel(), count))
         self._row_lower.append(np.broadcast_to(np.asarray(lower, float), (count,)).copy())
         self._row_upper.append(np.broadcast_to(np.asarray(upper, float), (count,)).copy())
-        self._row_blocks.append(RowBlock(name, self._m, count, {k: np.asarray(v) for k, v in hints.items()}))
+        self._row_blocks.append(RowBlock(name, self._m, count,
+                                         None if relax is None else np.asarray(relax, np.int8)))
         self._m += count
         return np.arange(self._m - count, self._m)
 
-    def add_dense_rows(self, name: str, coeffs: np.ndarray, var_idx: np.ndarray, lower, upper,
-                       **hints) -> np.ndarray:
+    def add_dense_rows(self, name: str, coeffs: np.ndarray, var_idx: np.ndarray, lower,
+                       upper) -> np.ndarray:
         """Rows ``coeffs @ x[var_idx]`` (``coeffs`` of shape (count, len(var_idx))), zeros skipped."""
         coeffs = np.atleast_2d(np.asarray(coeffs, float))
         r, c = np.nonzero(coeffs)
         return self.add_rows(name, r, np.asarray(var_idx)[c], coeffs[r, c], lower, upper,
-                             coeffs.shape[0], **hints)
+                             coeffs.shape[0])
 
     def add_relus(self, name: str, a: np.ndarray, z: np.ndarray, phase=None) -> None:
         self._relus.append(ReluBlock(name, np.asarray(a).ravel(), np.asarray(z).ravel(),
@@ -317,6 +344,6 @@ class ProblemBuilder:
             row_upper=np.concatenate(self._row_upper) if self._row_upper else np.zeros(0),
             row_blocks=tuple(self._row_blocks), objective=objective,
             objective_offset=self.objective_offset, relus=tuple(self._relus),
-            hints=dict(self.hints))
+            inert=self.inert, wrong_sign=self.wrong_sign)
         problem.check()
         return problem

@@ -7,23 +7,7 @@ import sys
 
 import numpy as np
 
-from netpatch.errors import reports_errors
-
-CONVENTIONS = """conventions:
-  edge-layers are numbered from 1 at the input (edge-layer k maps neuron layer k-1 to k);
-  output and neuron indices in properties are 0-based, like class labels (y[0] is the first output)."""
-
-
-def add_network_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="model file: .h5, .keras, Keras 2 .json (+ weights) or .nnir")
-    parser.add_argument("--weights", help="weights file for a Keras 2 .json architecture "
-                        "(default: NAME.weights.h5 or NAME.h5 beside it)")
-
-
-def load_net(args):
-    from frontends import load_network
-    return load_network(args.net, weights=args.weights)
-
+from netpatch.command import CONVENTIONS, add_network_args, load_net, reports_errors
 
 def cmd_ir(args) -> int:
     from ir.text import dump_nnir, format_network
@@ -80,22 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", metavar="OUT.npy", help="save the outputs")
     p.set_defaults(run=cmd_eval)
 
-    for register in _later_commands():
-        register(sub)
+    from netpatch import attack_cli, bench_cli
+    attack_cli.register(sub)
+    bench_cli.register(sub)
     return parser
-
-
-def _later_commands():
-    """Subcommands that live in their own modules (attack, bench), when present."""
-    import importlib
-    found = []
-    for name in ("netpatch.attack_cli", "netpatch.bench_cli"):
-        try:
-            found.append(importlib.import_module(name).register)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-    return found
 
 
 @reports_errors

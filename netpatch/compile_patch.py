@@ -14,12 +14,11 @@ import sys
 
 import numpy as np
 
-from compiler.passes import PASS_HELP, PassOptions
+from attacks.patching import PatchOutcome, PatchRequest, patch_layer
 from common.errors import DataError, NetpatchError, SolverUnavailable
+from compiler.passes import ORDER, PassOptions, describe_passes
 from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
-from netpatch.cli import CONVENTIONS, add_network_args, load_net
-from netpatch.errors import reports_errors
-from netpatch.patching import PatchOutcome, patch_layer
+from netpatch.command import CONVENTIONS, add_network_args, load_net, reports_errors
 
 # Two backends agree when their optima differ by no more than this (relative to the scale).
 AGREEMENT_TOL = 1e-6
@@ -61,8 +60,25 @@ def read_input(args, net) -> tuple[np.ndarray, int | None]:
 
 
 def pass_options(args) -> PassOptions:
+    explicit = None
+    if args.passes is not None:
+        explicit = tuple(name.strip() for name in args.passes.split(",") if name.strip())
     return PassOptions(phase_fixing=None if args.no_phase_fixing else args.phase_mode,
-                       sign_pruning=not args.no_sign_pruning, relaxation=not args.no_relaxation)
+                       sign_pruning=not args.no_sign_pruning, relaxation=not args.no_relaxation,
+                       explicit=explicit)
+
+
+def printer(args):
+    """``--print-after NAME``: print the problem IR after that pass (or after "query")."""
+    if not args.print_after:
+        return None
+    from compiler.problem_text import format_problem
+
+    def observe(name, problem):
+        if name == args.print_after:
+            print(f"# after {name}")
+            print(format_problem(problem), end="")
+    return observe
 
 
 def solve_candidates(net, k, x, prop, backend, args, only=None) -> PatchOutcome:
@@ -74,11 +90,11 @@ def solve_candidates(net, k, x, prop, backend, args, only=None) -> PatchOutcome:
         if only is not None and target_class != only:
             continue
         stem = f"{net.name}_layer{k}" + ("" if target_class is None else f"_target{target_class}")
-        outcome = patch_layer(net, k, x, conj, backend, pass_options(args), args.objective,
-                              args.eps_bound, args.time_limit, dump_dir=args.dump_lp,
-                              dump_stem=stem, free_patched_phases=args.free_patched_phases,
-                              relinearize=args.relinearize,
-                              reduced=False if args.no_reduction else None)
+        outcome = patch_layer(PatchRequest(
+            net, k, x, conj, backend, pass_options(args), args.objective, args.eps_bound,
+            args.time_limit, free_patched_phases=args.free_patched_phases,
+            relinearize=args.relinearize, reduced=not args.no_reduction, dump_dir=args.dump_lp,
+            dump_stem=stem, observe=printer(args)))
         outcome.target_class = target_class
         if outcome.validated:
             return outcome
@@ -117,9 +133,9 @@ def disagreements(rows: list[PatchOutcome]) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from backends import DEFAULT_BACKEND, describe_backends
-    epilog = (CONVENTIONS + "\n\npasses (each can be switched off):\n" +
-              "\n".join(f"  {name:14s} {text}" for name, text in PASS_HELP.items()) +
-              "\n\nbackends:\n" + describe_backends())
+    epilog = (CONVENTIONS + "\n\npasses, in their default order (--passes runs an explicit "
+              "chain; relu-lowering runs only for backends without native ReLUs):\n" +
+              describe_passes() + "\n\nbackends:\n" + describe_backends())
     parser = argparse.ArgumentParser(prog="compile-patch", description=__doc__, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_network_args(parser)
@@ -152,9 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep one variable per weight instead of one per target neuron")
     parser.add_argument("--no-sign-pruning", action="store_true")
     parser.add_argument("--no-relaxation", action="store_true")
+    parser.add_argument("--passes", metavar="A,B,...",
+                        help=f"run exactly these passes, in this order (from {', '.join(ORDER)})")
+    parser.add_argument("--print-after", metavar="PASS",
+                        help="print the problem IR after this pass (or 'query': before any)")
     parser.add_argument("--time-limit", type=float, help="seconds per solver call")
-    parser.add_argument("--dump-lp", metavar="DIR", help="write each query as .lp and .mps "
-                        "(and .smt2 for z3) into DIR")
+    parser.add_argument("--dump-lp", metavar="DIR", help="write each compiled query into DIR in "
+                        "every format the backend writes (HiGHS and Pyomo: .lp and .mps; z3: "
+                        ".smt2), as NAME.BACKEND.SUFFIX")
     parser.add_argument("--compare", help="solve the same problem with several backends, "
                         "e.g. highs,pyomo-highs,gurobi,z3")
     parser.add_argument("--sizes", action="store_true", help="print problem sizes after each pass")
@@ -167,6 +188,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     net = load_net(args)
     k = parse_layer(args.layer, net.depth)
+    if args.print_after and args.print_after not in ("query",) + ORDER:
+        raise NetpatchError(f"--print-after {args.print_after!r}: use query or one of "
+                            f"{', '.join(ORDER)}")
     x, _ = read_input(args, net)
     if args.property:
         prop = parse_property(args.property, net.n_outputs)

@@ -1,11 +1,49 @@
-"""Shared test helpers: where the shared reference data lives (``../shared/data``)."""
+"""Shared test helpers: where the shared reference data lives (``../shared/data``), the
+paper's 2-2-2-2 network, and loaders of the shared MNIST networks and images (each skips
+with the missing path in the reason when the shared folder is absent)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
+MNIST_6X50 = SHARED_DATA / "models" / "mnist_784-50x6-10.h5"
+MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
+
+
+def paper_network():
+    """METHOD.md worked example 1: W1 = [[1, 1], [-1, 2]], W2 = [[2, 3], [1, 1]],
+    W3 = [[2, -8], [-4, 5]] (rows are target neurons), no biases, domain [0, 1]^2."""
+    from ir.network import Domain, Linear, Network, ReLU
+    return Network((Linear([[1, 1], [-1, 2]], [0, 0]), ReLU(),
+                    Linear([[2, 3], [1, 1]], [0, 0]), ReLU(),
+                    Linear([[2, -8], [-4, 5]], [0, 0])), Domain.box(2))
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` inside the shared data, or a skip that names it."""
+    if not path.exists():
+        pytest.skip(f"shared reference data not found: {path}")
+    return path
+
+
+def load_shared_network(path: Path):
+    from frontends import load_network
+    return load_network(require_shared(path))
+
+
+def load_mnist():
+    """The 500 MNIST images of the shared data: ``(x (500, 784), y (500,))``."""
+    from frontends.data import load_dataset
+    return load_dataset(require_shared(MNIST_DATA))
+
+
+def correctly_classified(net, x, y, n: int) -> np.ndarray:
+    """Indices of the first ``n`` rows the network classifies correctly."""
+    return np.flatnonzero(np.argmax(net(x), axis=1) == y)[:n]
 
 
 @pytest.fixture(scope="session")

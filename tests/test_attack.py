@@ -10,15 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netpatch.attack import AttackConfig, attack
-from conftest import SHARED_DATA
-from test_compiler import paper_network
+from attacks import AttackConfig, attack
+from conftest import MNIST_8_16, load_mnist, load_shared_network, paper_network
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_NET = ROOT / "examples" / "digits" / "digits_mlp.keras"
 DIGITS_DATA = ROOT / "examples" / "digits" / "digits_test.npz"
-MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
-MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
 STRATEGY_KEYS = ("success", "adv_label", "target", "pixels", "l2", "linf", "status", "changes")
 
 
@@ -51,18 +48,15 @@ def test_paper_network_exact_proves_no_attack_in_a_tiny_box():
 
 
 def mnist_subset(n):
-    if not MNIST_8_16.exists():
-        pytest.skip(f"shared data not found at {MNIST_8_16}")
-    from frontends import load_network
-    from frontends.data import load_dataset
-    net = load_network(MNIST_8_16)
-    x, y = load_dataset(MNIST_DATA)
+    net = load_shared_network(MNIST_8_16)
+    x, y = load_mnist()
     keep = [i for i in range(n) if int(np.argmax(net(x[i]))) == y[i]]
     return net, x, y, keep
 
 
 def test_mnist_exact_is_never_worse_than_the_heuristics():
-    net, x, y, keep = mnist_subset(20)
+    """Six images here; bench/exact_bench.py runs the full comparison."""
+    net, x, y, keep = mnist_subset(6)
     budget = 3
     counts = {"dnc": 0, "direct": 0, "exact": 0}
     for i in keep:
@@ -167,15 +161,15 @@ def test_attack_cli_bad_data_is_a_clear_error(tmp_path, make, fragment):
 
 def test_flat_inputs_are_drawn_as_images_of_the_right_shape():
     from common.errors import DataError
+    from evaluation.report import image_shape
     from ir.network import Domain, Linear, Network
-    from netpatch.attack_cli import guess_image_shape
 
     def flat(n):
         return Network((Linear(np.zeros((2, n)), np.zeros(2)),), Domain.box(n))
-    assert guess_image_shape(flat(784), None) == (28, 28, 1)
-    assert guess_image_shape(flat(3072), None) == (32, 32, 3)
-    assert guess_image_shape(flat(64), None) == (8, 8, 1)
-    assert guess_image_shape(flat(5), None) == (5,)
-    assert guess_image_shape(flat(3072), "3,32,32") == (3, 32, 32)
+    assert image_shape(flat(784)) == (28, 28, 1)
+    assert image_shape(flat(3072)) == (32, 32, 3)
+    assert image_shape(flat(64)) == (8, 8, 1)
+    assert image_shape(flat(5)) == (5,)
+    assert image_shape(flat(3072), (3, 32, 32)) == (3, 32, 32)
     with pytest.raises(DataError, match="3072"):
-        guess_image_shape(flat(3072), "32,32,1")
+        image_shape(flat(3072), (32, 32, 1))

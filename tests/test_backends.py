@@ -264,8 +264,10 @@ def test_dump_refuses_relus_and_unknown_suffix(tmp_path):
     be = backend("pyomo-highs")
     with pytest.raises(ValueError, match="lowered"):
         be.write(relu_problem("inactive")[0], tmp_path / "relu.lp")
-    with pytest.raises(ValueError, match=r"\.lp"):
+    with pytest.raises(NetpatchError, match=r"writes \.lp, \.mps, not 'offset.txt'"):
         be.write(offset_lp()[0], tmp_path / "offset.txt")
+    with pytest.raises(NetpatchError, match=r"writes \.smt2"):
+        backend("z3").write(offset_lp()[0], tmp_path / "offset.lp")
 
 
 def test_smt2_dump(tmp_path):

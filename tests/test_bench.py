@@ -41,16 +41,20 @@ def small_mnist(shared_data):
 
 @pytest.mark.parametrize("method", ["fgsm", "pgd", "deepfool", "jsma", "cw", "boundary", "pixel"])
 def test_baseline_successes_revalidate_inside_the_domain(small_mnist, method):
-    from netpatch.baselines import BaselineConfig, run_baseline
+    from evaluation.baselines import BaselineConfig, run_baseline
     net, x, y = small_mnist
     records = run_baseline(method, net, x, y, BaselineConfig(eps=0.1, max_pixels=15), (28, 28, 1))
     assert [r["index"] for r in records] == list(range(len(x)))
     wins = [r for r in records if r["success"]]
     for r in records:
         assert r["label"] == y[r["index"]]
-    if not wins:
-        return   # the pixel attack may fail everywhere on MNIST; failures claim nothing
-    x_adv = adversarial_rows(x, wins)
+    for r in records:   # a failure claims nothing: no label, no metrics, no changes
+        if not r["success"]:
+            assert r["adv_label"] is None and r["pixels"] is None and r["changes"] == []
+            assert int(np.argmax(net(adversarial_rows(x, [r])[0]))) == r["label"]
+    if method != "pixel":   # the pixel attack may fail everywhere on MNIST
+        assert wins, f"{method} found no adversarial input on 4 images"
+    x_adv = adversarial_rows(x, wins) if wins else np.zeros((0, x.shape[1]))
     assert net.domain.contains(x_adv)
     predicted = np.argmax(net(x_adv), axis=1)
     for r, p, row in zip(wins, predicted, x_adv):
@@ -65,7 +69,7 @@ def test_baseline_successes_revalidate_inside_the_domain(small_mnist, method):
 def test_jsma_keeps_the_fewest_pixels_over_targets(small_mnist):
     # The best over all targets is never worse than the single target tried first.
     from art.attacks.evasion import SaliencyMapMethod
-    from netpatch.baselines import BaselineConfig, classifier, run_baseline
+    from evaluation.baselines import BaselineConfig, classifier, run_baseline
     net, x, y = small_mnist
     records = run_baseline("jsma", net, x, y, BaselineConfig(), (28, 28, 1))
     clf = classifier(net, (28, 28, 1))

@@ -5,24 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.passes import PassOptions, compile_problem
-from compiler.queries import input_query, patch_query
-from compiler.targets import NeuronTargets
-from ir.network import Domain, Linear, Network, ReLU
+from attacks.patching import PatchRequest, patch_layer
+from attacks.solving import solve_query
+from compiler.passes import PassOptions, build_chain, compile_problem
+from compiler.queries import NeuronTargets, input_query, patch_query
 from ir.property import Conjunction, as_conjunction, beats, parse_property
-from netpatch.patching import patch_layer
-from netpatch.solving import solve_query
 
-from conftest import SHARED_DATA, require_backend
+from conftest import SHARED_DATA, paper_network, require_backend
 
 BACKENDS = ["highs", "pyomo-highs", "gurobi", "z3"]
 
 
-def paper_network() -> Network:
-    """METHOD.md worked example 1 (rows are target neurons, no biases)."""
-    return Network((Linear([[1, 1], [-1, 2]], [0, 0]), ReLU(),
-                    Linear([[2, 3], [1, 1]], [0, 0]), ReLU(),
-                    Linear([[2, -8], [-4, 5]], [0, 0])), Domain.box(2))
+def patch(net, k, x, target, backend="highs", options=PassOptions(), **request):
+    return patch_layer(PatchRequest(net, k, x, target, backend, options, **request))
 
 
 X = np.array([0.5, 0.5])
@@ -35,8 +30,8 @@ X = np.array([0.5, 0.5])
 def test_paper_edge_layer_2_linf_optimum(backend, margin, pruning, reduced):
     require_backend(backend)
     prop = Conjunction((beats(1, 0, margin),))
-    outcome = patch_layer(paper_network(), 2, X, prop, backend,
-                          PassOptions(sign_pruning=pruning), objective="linf", reduced=reduced)
+    outcome = patch(paper_network(), 2, X, prop, backend, PassOptions(sign_pruning=pruning),
+                    objective="linf", reduced=reduced)
     assert outcome.status.value == "optimal"
     assert outcome.objective == pytest.approx((1.5 + margin) / 28.5, abs=1e-9)
     assert outcome.eps_linf == pytest.approx((1.5 + margin) / 28.5, abs=1e-9)
@@ -79,7 +74,7 @@ def acas():
 def test_acas_last_layer_optimum(backend, objective, optimum, reduced):
     require_backend(backend)
     net, x, prop = acas()
-    outcome = patch_layer(net, net.depth, x, prop, backend, objective=objective, reduced=reduced)
+    outcome = patch(net, net.depth, x, prop, backend, objective=objective, reduced=reduced)
     assert outcome.status.value == "optimal"
     assert outcome.objective == pytest.approx(optimum, abs=1e-6)
     assert outcome.validated
@@ -106,7 +101,7 @@ def mnist_cases(n_images=4):
 
 def optimum(net, k, x, prop, options, objective="l1"):
     """The optimum of ONE query (no re-linearization rounds, which would change the query)."""
-    outcome = patch_layer(net, k, x, prop, "highs", options, objective=objective, relinearize=0)
+    outcome = patch(net, k, x, prop, "highs", options, objective=objective, relinearize=0)
     return outcome.objective if outcome.eps is not None else np.inf, outcome
 
 
@@ -135,10 +130,10 @@ def test_patch_reduction_is_exact(objective):
     for x, prop in cases:
         for k in range(1, net.depth + 1):
             for options in (PassOptions(sign_pruning=False), PassOptions(phase_fixing="region")):
-                full = patch_layer(net, k, x, prop, "highs", options, objective=objective,
-                                   relinearize=0, reduced=False)
-                small = patch_layer(net, k, x, prop, "highs", options, objective=objective,
-                                    relinearize=0, reduced=True)
+                full = patch(net, k, x, prop, "highs", options, objective=objective,
+                             relinearize=0, reduced=False)
+                small = patch(net, k, x, prop, "highs", options, objective=objective,
+                              relinearize=0, reduced=True)
                 assert (full.eps is None) == (small.eps is None), (k, full.status, small.status)
                 if full.eps is None:
                     continue
@@ -183,8 +178,8 @@ def test_relaxation_never_worsens_the_optimum():
 def test_passes_report_sizes_and_shrink_the_problem():
     net, cases = mnist_cases(1)
     x, prop = cases[0]
-    problem = patch_query(net, 1, x, prop, "linf", reduced=False)
-    compiled = compile_problem(problem, PassOptions())
+    problem, _ = patch_query(net, 1, x, prop, "linf", reduced=False)
+    compiled = compile_problem(problem, build_chain(PassOptions()))
     names = [r["pass"] for r in compiled.sizes_table()]
     assert names[0] == "query" and names[-1] == "compact"
     assert {"variables", "rows", "binaries", "nonzeros"} <= set(compiled.sizes_table()[0])
@@ -198,9 +193,9 @@ def test_input_recovery_worked_example_with_equalities():
     """Targets z1 = (1/8, 0) as equalities: the unique answer is x' = (1/12, 1/24)."""
     first = paper_network().prefix(1)
     targets = NeuronTargets(np.array([1 / 8, 0.0]), np.zeros(2, int), np.zeros(2, bool))
-    problem = input_query(first, X, targets, linf=1.0, objective="l1")
+    problem, decoder = input_query(first, X, targets, linf=1.0, objective="l1")
     solved = solve_query(problem, "highs", PassOptions(relaxation=False))
-    delta = solved.signed("delta")
+    delta = decoder.decode(solved.x)
     assert delta == pytest.approx([-5 / 12, -11 / 24], abs=1e-9)
     assert X + delta == pytest.approx([1 / 12, 1 / 24], abs=1e-9)
 
@@ -209,11 +204,12 @@ def test_input_recovery_worked_example_relaxed():
     """With z12 <= 0, delta_max 0.5 and the domain [0,1]: both pixels change, x'1 in [1/12, 1/8]."""
     first = paper_network().prefix(1)
     targets = NeuronTargets(np.array([1 / 8, 0.0]), np.zeros(2, int), np.array([False, True]))
-    problem = input_query(first, X, targets, linf=0.5, objective="pixels")
+    problem, decoder = input_query(first, X, targets, linf=0.5, objective="pixels")
     solved = solve_query(problem, "highs", PassOptions())
-    x_new = X + solved.signed("delta")
-    assert np.all(np.abs(solved.signed("delta")) > 1e-6)
-    assert round(float(np.sum(solved.values("changed")))) == 2
+    delta = decoder.decode(solved.x)
+    x_new = X + delta
+    assert np.all(np.abs(delta) > 1e-6)
+    assert round(float(np.sum(solved.x[decoder.changed]))) == 2
     assert 1 / 12 - 1e-9 <= x_new[0] <= 1 / 8 + 1e-9
     z1 = first(x_new)
     assert z1[0] == pytest.approx(1 / 8, abs=1e-9) and z1[1] <= 1e-9

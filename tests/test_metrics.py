@@ -1,4 +1,4 @@
-"""netpatch.metrics against hand-computed values."""
+"""evaluation.metrics against hand-computed values."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from netpatch.metrics import failure_key, frechet_distance, l0, l2, linf, pielou, summarize
+from evaluation.metrics import failure_key, frechet_distance, l0, l2, linf, pielou, summarize
 
 
 # --------------------------------------------------------------------------- Pielou

@@ -6,15 +6,12 @@ import pytest
 
 from compiler.analysis.knapsack import fewest_inputs, stronger_changes
 from compiler.analysis.pullback import pull_back
-from frontends import load_network
-from frontends.data import load_dataset
+from attacks import AttackConfig, DncConfig, RecoveryConfig, StageFailure, attack
+from attacks.dnc import cut_schedules, patch_tiers
+from attacks.recovery import mod2adv
+from attacks.shrink import shrink
 from ir.property import ArgmaxIsNot, Conjunction, Constraint, targeted_candidates
-from netpatch.attack import (AttackConfig, StageFailure, attack, cut_schedules, escalation,
-                             mod2adv, shrink)
-from conftest import SHARED_DATA
-
-MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
-MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
+from conftest import MNIST_8_16, load_mnist, load_shared_network
 
 
 def test_fewest_inputs_hand_example():
@@ -38,8 +35,8 @@ def test_fewest_inputs_nothing_to_do_and_unreachable():
 
 def test_closed_form_recovery_matches_the_milp_on_mnist():
     """The pixel count of the sort equals HiGHS's MILP optimum on the same mod2adv query."""
-    net = load_network(MNIST_8_16)
-    x, _ = load_dataset(MNIST_DATA)
+    net = load_shared_network(MNIST_8_16)
+    x, _ = load_mnist()
     rng = np.random.default_rng(3)
     first = net.prefix(1)
     checked = 0
@@ -51,7 +48,7 @@ def test_closed_form_recovery_matches_the_milp_on_mnist():
                                          float(w @ z + lift)),))
         counts = {}
         for recovery in ("sort", "milp"):
-            config = AttackConfig(linf=1.0, max_pixels=15, recovery=recovery)
+            config = AttackConfig(linf=1.0, max_pixels=15, recovery=RecoveryConfig(recovery))
             try:
                 x_adv = mod2adv(net, x[i], target, config, {"compile_s": 0.0, "solve_s": 0.0})
             except StageFailure as failure:
@@ -67,7 +64,7 @@ def test_closed_form_recovery_matches_the_milp_on_mnist():
 
 
 def test_pull_back_of_the_first_layer_is_the_identity_on_z1():
-    net = load_network(MNIST_8_16).prefix(1)
+    net = load_shared_network(MNIST_8_16).prefix(1)
     target = Conjunction((Constraint(((0, 1.0), (3, -2.0)), ">=", 0.5),))
     phases = [np.zeros(net.edge(1).linear.n_out, bool)]
     assert pull_back(net, 1, target, phases) == target
@@ -96,16 +93,16 @@ def test_stronger_changes_push_harder_with_more_inputs():
 
 
 def test_dnc_escalates_from_linf_to_l1_to_free_phase_patches():
-    assert [name for name, _ in escalation(AttackConfig())] == ["linf", "l1", "linf-free"]
-    assert [name for name, _ in escalation(AttackConfig(escalate=False))] == ["linf"]
-    tiers = escalation(AttackConfig(patch_objective="l1"))
+    assert [name for name, _ in patch_tiers(DncConfig())] == ["linf", "l1", "linf-free"]
+    assert [name for name, _ in patch_tiers(DncConfig(escalate=False))] == ["linf"]
+    tiers = patch_tiers(DncConfig(patch_objective="l1"))
     assert [name for name, _ in tiers] == ["l1", "linf-free"]
     assert tiers[1][1].free_patched_phases and tiers[1][1].patch_objective == "linf"
 
 
 def test_shrink_keeps_only_needed_inputs_and_stays_adversarial():
-    net = load_network(MNIST_8_16)
-    x, y = load_dataset(MNIST_DATA)
+    net = load_shared_network(MNIST_8_16)
+    x, y = load_mnist()
     shrunk_any = False
     for i in range(8):
         if int(np.argmax(net(x[i]))) != y[i]:

@@ -1,4 +1,4 @@
-"""Transferability (netpatch.transfer): the balanced retraining mix, the Keras round trip,
+"""Transferability (evaluation.transfer): the balanced retraining mix, the Keras round trip,
 seeded hardening, and the per-method shares, on the digits MLP.
 
 The "adversarial" images are made here cheaply with numpy through the IR (FGSM and a targeted
@@ -16,7 +16,7 @@ import pytest
 from frontends import load_network
 from frontends.data import load_dataset
 from common.errors import DataError
-from netpatch.transfer import harden, training_mix, transfer_table
+from evaluation.transfer import harden, training_mix, transfer_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_NET = ROOT / "examples" / "digits" / "digits_mlp.keras"
@@ -137,7 +137,7 @@ def test_mix_per_method(digits, clean, adversarial):
 
 # ---- Keras round trip and seeded retraining ---------------------------------------------
 def test_keras_round_trip_reproduces_the_logits(digits):
-    from netpatch.keras_model import from_keras, to_keras
+    from evaluation.keras_model import from_keras, to_keras
     net, x, _ = digits
     model = to_keras(net, input_shape=(net.n_inputs,))
     keras_logits = np.asarray(model(x.astype(np.float32)), dtype=np.float64)
@@ -187,7 +187,7 @@ def test_hardening_learns_the_adversarial_images(digits, clean, adversarial, har
 
 
 def test_importing_transfer_does_not_import_tensorflow():
-    code = ("import sys, netpatch.transfer; "
+    code = ("import sys, evaluation.transfer; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

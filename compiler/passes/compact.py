@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.passes.base import Pass
 from compiler.problem import LazyNames, RowBlock, VarBlock
 
 # Keep empty rows whose bounds are violated by more than this: they make the problem
 # infeasible and the solver must say so.
 TOLERANCE = 1e-9
+
+
+class Compact(Pass):
+    name = "compact"
+    help = "fixed variables and empty rows removed, single-variable rows become bounds"
+
+    def apply(self, problem):
+        return compact(problem)
 
 
 def compact(problem):
@@ -58,7 +67,7 @@ def compact(problem):
         row_blocks=_remap_row_blocks(problem.row_blocks, keep_rows),
         objective=problem.objective[keep],
         objective_offset=problem.objective_offset + float(problem.objective @ values),
-        relus=relus, hints={},
+        relus=relus, inert=None, wrong_sign=None,
         var_names=LazyNames(lambda: np.asarray(problem.variable_names(), dtype=object)[keep]),
         row_labels=LazyNames(lambda: np.asarray(problem.row_names(), dtype=object)[keep_rows]))
 

@@ -12,15 +12,38 @@ Either way the ReluBlocks disappear and the problem becomes an LP (plus any othe
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
+
+from common.errors import NetpatchError
+from compiler.passes.base import Pass
 
 MODES = ("linearized", "region")
 
 
+@dataclass(frozen=True)
+class PhaseFixing(Pass):
+    mode: str = "linearized"
+    name = "phase-fixing"
+    help = ("ReLUs keep the phase of the unperturbed input (linearized | region): "
+            "an LP instead of a MILP")
+    switch = "--no-phase-fixing"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise NetpatchError(f"unknown phase-fixing mode {self.mode!r}; use one of "
+                                f"{', '.join(MODES)}")
+
+    def accepts(self, problem, capabilities) -> bool:
+        return any(block.phase is not None for block in problem.relus)
+
+    def apply(self, problem):
+        return fix_phases(problem, self.mode)
+
+
 def fix_phases(problem, mode: str = "linearized"):
-    if mode not in MODES:
-        raise ValueError(f"unknown phase-fixing mode {mode!r}; use one of {MODES}")
     lower, upper = problem.lower.copy(), problem.upper.copy()
     a_active, z_active, kept = [], [], []
     for block in problem.relus:

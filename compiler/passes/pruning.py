@@ -1,16 +1,20 @@
-"""Fixing variables to zero from the query's hints.
+"""Fixing variables to zero from what the query knew about them.
 
-* ``drop_inert`` (exact): a weight change whose source neuron is 0 on every input changes
-  nothing.
-* ``sign_pruning`` (a heuristic; may lose optimality): the increment/decrement marking fixes
+* ``drop-inert`` (exact): a weight change whose source neuron is 0 on every input changes
+  nothing (``Problem.inert``).
+* ``sign-pruning`` (a heuristic; may lose optimality): the increment/decrement marking fixes
   the sign of each weight change into a marked neuron, so the other half of its
-  ``eps_pos - eps_neg`` pair is fixed to 0.
+  ``eps_pos - eps_neg`` pair is fixed to 0 (``Problem.wrong_sign``).
 """
 from __future__ import annotations
 
+import numpy as np
 
-def _fix_to_zero(problem, hint: str):
-    mask = problem.hints.get(hint)
+from compiler.passes.base import Pass
+from compiler.problem import Problem
+
+
+def _fix_to_zero(problem: Problem, mask: np.ndarray | None):
     if mask is None or not mask.any():
         return problem, None
     lower, upper = problem.lower.copy(), problem.upper.copy()
@@ -19,9 +23,24 @@ def _fix_to_zero(problem, hint: str):
     return problem.with_(lower=lower, upper=upper), None
 
 
-def drop_inert(problem):
-    return _fix_to_zero(problem, "inert")
+class DropInert(Pass):
+    name = "drop-inert"
+    help = "weight changes whose source neuron is 0 are fixed to 0 (exact)"
+
+    def accepts(self, problem, capabilities) -> bool:
+        return problem.inert is not None
+
+    def apply(self, problem):
+        return _fix_to_zero(problem, problem.inert)
 
 
-def sign_pruning(problem):
-    return _fix_to_zero(problem, "wrong_sign")
+class SignPruning(Pass):
+    name = "sign-pruning"
+    help = "the increment/decrement marking fixes each weight change's sign (heuristic)"
+    switch = "--no-sign-pruning"
+
+    def accepts(self, problem, capabilities) -> bool:
+        return problem.wrong_sign is not None
+
+    def apply(self, problem):
+        return _fix_to_zero(problem, problem.wrong_sign)

@@ -1,32 +1,41 @@
 """Output-constraint relaxation: target equalities become inequalities by the neuron's mark.
 
-``z == c`` becomes ``z >= c`` for an increment neuron, ``z <= c`` for a decrement neuron,
-and ``z <= 0`` for a neuron the patched run left inactive; neutral neurons keep ``z == c``
-(or ``|z - c| <= tolerance``).  Rows without a ``relax`` hint are untouched.
+``z == c`` becomes ``z >= c`` for an increment neuron (``Relax.UP``), ``z <= c`` for a
+decrement neuron (``Relax.DOWN``), and ``z <= 0`` for a neuron the patched run left inactive
+(``Relax.INACTIVE``); neutral neurons (``Relax.KEEP``) keep ``z == c`` (or
+``|z - c| <= tolerance``).  Rows without ``RowBlock.relax`` are untouched.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from compiler.targets import RELAX_DOWN, RELAX_INACTIVE, RELAX_KEEP, RELAX_UP
+from compiler.passes.base import Pass
+from compiler.problem import Relax
 
 
-def relax_targets(problem, tolerance: float = 0.0):
-    lower, upper = problem.row_lower.copy(), problem.row_upper.copy()
-    touched = False
-    for block in problem.row_blocks:
-        relax = block.hints.get("relax")
-        if relax is None:
-            continue
-        touched = True
-        rows = block.indices
-        upper[rows[relax == RELAX_UP]] = np.inf
-        lower[rows[relax == RELAX_DOWN]] = -np.inf
-        inactive = rows[relax == RELAX_INACTIVE]
-        lower[inactive], upper[inactive] = -np.inf, 0.0
-        keep = rows[relax == RELAX_KEEP]
-        lower[keep] -= tolerance
-        upper[keep] += tolerance
-    if not touched:
-        return problem, None
-    return problem.with_(row_lower=lower, row_upper=upper), None
+@dataclass(frozen=True)
+class Relaxation(Pass):
+    tolerance: float = 0.0
+    name = "relaxation"
+    help = "target equalities become inequalities by mark; inactive targets z <= 0"
+    switch = "--no-relaxation"
+
+    def accepts(self, problem, capabilities) -> bool:
+        return any(block.relax is not None for block in problem.row_blocks)
+
+    def apply(self, problem):
+        lower, upper = problem.row_lower.copy(), problem.row_upper.copy()
+        for block in problem.row_blocks:
+            if block.relax is None:
+                continue
+            rows, relax = block.indices, block.relax
+            upper[rows[relax == Relax.UP]] = np.inf
+            lower[rows[relax == Relax.DOWN]] = -np.inf
+            inactive = rows[relax == Relax.INACTIVE]
+            lower[inactive], upper[inactive] = -np.inf, 0.0
+            keep = rows[relax == Relax.KEEP]
+            lower[keep] -= self.tolerance
+            upper[keep] += self.tolerance
+        return problem.with_(row_lower=lower, row_upper=upper), None

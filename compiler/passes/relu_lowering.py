@@ -12,6 +12,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.errors import NetpatchError
+from compiler.passes.base import Pass
+
+
+class ReluLowering(Pass):
+    name = "relu-lowering"
+    help = "remaining ReLUs become big-M rows with binaries (for solvers without them)"
+
+    def accepts(self, problem, capabilities) -> bool:
+        return bool(problem.relus) and not capabilities.native_relu
+
+    def apply(self, problem):
+        return lower_relus(problem)
 
 
 def lower_relus(problem):

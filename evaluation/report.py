@@ -1,4 +1,4 @@
-"""Run reports: ``report.json`` + ``report.md`` from a :func:`netpatch.metrics.summarize`
+"""Run reports: ``report.json`` + ``report.md`` from a :func:`evaluation.metrics.summarize`
 dict, and PNG figures (adversarial image grid, success-rate / pixels trade-off).
 
 matplotlib is imported inside the plotting functions with the Agg backend, so importing
@@ -81,7 +81,7 @@ def _failure_lines(failures: Mapping[str, int]) -> list[str]:
 def render_markdown(summary: Mapping, config: Mapping, title: str) -> str:
     """The Markdown report: title, configuration table, metrics table, failures table.
 
-    Metrics over successes are as in :func:`netpatch.metrics.summarize`; ``-`` marks a
+    Metrics over successes are as in :func:`evaluation.metrics.summarize`; ``-`` marks a
     statistic with nothing to average.
     """
     lines = [f"# {title}", "", "## Configuration", ""]
@@ -115,6 +115,29 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def image_shape(net, shape: Sequence[int] | None = None) -> tuple[int, ...]:
+    """How to draw the network's flat inputs: ``shape`` when given (it must hold
+    ``n_inputs`` values), else the network's input shape; a flat input of s*s values
+    (s >= 4) is read as an s x s grayscale image and one of 3*s*s values as RGB (MNIST:
+    28x28x1, CIFAR-10: 32x32x3, the digits example: 8x8x1)."""
+    import math
+    from common.errors import DataError
+    if shape:
+        shape = tuple(int(d) for d in shape)
+        if int(np.prod(shape)) != net.n_inputs:
+            raise DataError(f"--image-shape {','.join(map(str, shape))}: {int(np.prod(shape))} "
+                            f"values, the network takes {net.n_inputs}")
+        return shape
+    if len(net.input_shape) != 1:
+        return tuple(net.input_shape)
+    n = net.n_inputs
+    for channels in (1, 3):
+        side = math.isqrt(n // channels)
+        if side >= 4 and side * side * channels == n:
+            return (side, side, channels)
+    return tuple(net.input_shape)
 
 
 def is_image_shape(input_shape: Sequence[int]) -> bool:

@@ -13,8 +13,8 @@ import numpy as np
 
 from backends.base import Status
 from compiler.passes import PassOptions
-from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
-from netpatch.patching import patch_layer
+from ir.property import targeted_candidates
+from attacks.patching import PatchRequest, patch_layer
 
 VARIANTS = {"sign pruning": PassOptions(phase_fixing="region"),
             "no sign pruning": PassOptions(phase_fixing="region", sign_pruning=False)}
@@ -46,8 +46,8 @@ def patch_table(net, x: np.ndarray, prop, backend: str = "highs",
     for k in range(1, net.depth + 1):
         table[k] = {}
         for name, options in VARIANTS.items():
-            o = patch_layer(net, k, x, target, backend, options, objective="l1",
-                            time_limit=time_limit, relinearize=0)
+            o = patch_layer(PatchRequest(net, k, x, target, backend, options, objective="l1",
+                                         time_limit=time_limit, relinearize=0))
             table[k][name] = Cell(o.status.value, o.weights_changed, o.eps_l1, o.validated,
                                   round(o.build_s + o.solve_s, 4))
     return table
@@ -67,21 +67,14 @@ def render(table: dict[int, dict[str, Cell]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def patch_table_command(args, net, x, out: Path) -> int:
-    from common.errors import DataError
-    if not 0 <= args.index < len(x):
-        raise DataError(f"--index {args.index} is out of range: {args.data} has {len(x)} rows")
-    xi = x[args.index]
-    prop = (parse_property(args.property, net.n_outputs) if args.property
-            else ArgmaxIsNot(int(np.argmax(net(xi)))))
-    table = patch_table(net, xi, prop, args.backend, args.time_limit)
-    title = (f"Patch sizes per edge-layer: {Path(str(args.net)).name}, row {args.index} of "
-             f"{Path(str(args.data)).name}, property {args.property or 'misclassify'}, L1 objective, "
-             f"{args.backend}")
+def write_patch_table(out: Path, net, x: np.ndarray, prop, title: str, backend: str = "highs",
+                      time_limit: float | None = None) -> str:
+    """Compute the table for ``x`` and ``prop``, write ``patch_table.md`` and
+    ``patch_table.json`` into ``out``; return the Markdown."""
+    table = patch_table(net, x, prop, backend, time_limit)
     text = render(table, title)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "patch_table.md").write_text(text)
     (out / "patch_table.json").write_text(json.dumps(
         {str(k): {n: c.__dict__ for n, c in row.items()} for k, row in table.items()}, indent=1) + "\n")
-    print(text, end="")
-    print(f"wrote {out / 'patch_table.md'}, {out / 'patch_table.json'}")
-    return 0
+    return text

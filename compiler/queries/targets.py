@@ -4,9 +4,10 @@ Two kinds of target:
 
 * a ``Conjunction`` of linear constraints over the outputs (the user's property);
 * ``NeuronTargets``: "neuron layer p reaches the values c" (divide and conquer's inner
-  property), lowered to equalities that carry relaxation hints.  The relaxation pass turns
-  ``z_j == c_j`` into ``z_j >= c_j`` for an increment neuron, ``z_j <= c_j`` for a decrement
-  neuron, and ``z_j <= 0`` for a neuron that the patched run left inactive.
+  property, the paper's reading), lowered to equalities that say how they may be relaxed
+  (``RowBlock.relax``).  The relaxation pass turns ``z_j == c_j`` into ``z_j >= c_j`` for an
+  increment neuron, ``z_j <= c_j`` for a decrement neuron, and ``z_j <= 0`` for a neuron that
+  the patched run left inactive.
 """
 from __future__ import annotations
 
@@ -14,12 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.analysis.marks import property_marks
-from compiler.problem import ProblemBuilder
+from compiler.analysis.marks import marks_at, property_marks
+from compiler.problem import ProblemBuilder, Relax
 from ir.property import Conjunction
-
-# Row hints read by compiler.passes.relaxation.
-RELAX_KEEP, RELAX_UP, RELAX_DOWN, RELAX_INACTIVE = 0, 1, -1, 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +56,7 @@ def lower_target(b: ProblemBuilder, y: np.ndarray, target: Target, name: str) ->
     """Rows that make the values ``x[y]`` satisfy ``target``."""
     if isinstance(target, NeuronTargets):
         n = len(y)
-        relax = np.where(target.inactive, RELAX_INACTIVE,
-                         np.sign(target.marks).astype(int))
+        relax = np.where(target.inactive, Relax.INACTIVE, np.sign(target.marks).astype(int))
         b.add_rows(name, np.arange(n), y, np.ones(n), target.values, target.values, n,
                    relax=relax)
         return
@@ -72,3 +69,17 @@ def lower_target(b: ProblemBuilder, y: np.ndarray, target: Target, name: str) ->
         lo.append(constraint.rhs if constraint.sense in (">=", "==") else -np.inf)
         hi.append(constraint.rhs if constraint.sense in ("<=", "==") else np.inf)
     b.add_rows(name, rows, cols, vals, lo, hi, len(target.constraints))
+
+
+def marks_for(net, k: int, target: Target, x: np.ndarray) -> np.ndarray:
+    """Increment/decrement marks of neuron layer k for ``target`` under the phases at ``x``."""
+    return marks_at_trace(net, k, target, net.simulate(x))
+
+
+def marks_at_trace(net, k: int, target: Target, trace) -> np.ndarray:
+    """Marks of neuron layer k (0 = the input) under the phases of the trace's first input."""
+    phases = [trace.pre[m][0] > 0 for m in range(1, net.depth + 1)]
+    output_marks = target_marks(target, net.n_outputs)
+    if net.edge(net.depth).relu:   # an output ReLU: an inactive output passes nothing on
+        output_marks = output_marks * phases[-1]
+    return marks_at(net, k, output_marks, phases)

@@ -1,7 +1,7 @@
 """Attack metrics (METHOD.md, "Metrics"): Pielou impartiality, perturbation norms,
 Frechet distance of feature statistics, and the per-run summary of ``results.jsonl`` records.
 
-numpy and scipy only; plotting lives in :mod:`netpatch.report`.
+numpy and scipy only; plotting lives in :mod:`evaluation.report`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.linalg
 
-SKIPPED_STATUS = "skipped_misclassified"
+from evaluation.records import SKIPPED_STATUS  # re-exported: the summary skips these
 
 
 def pielou(labels: Iterable[int], n_classes: int) -> float:

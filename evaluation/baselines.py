@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from common.errors import NetpatchError
+from evaluation.records import make_record
 
 METHODS = ("fgsm", "pgd", "deepfool", "jsma", "cw", "boundary", "pixel")
 
@@ -66,7 +67,7 @@ def classifier(net, shape: tuple[int, ...]):
     require_art()
     import tensorflow as tf
     from art.estimators.classification import TensorFlowV2Classifier
-    from netpatch.keras_model import to_keras
+    from evaluation.keras_model import to_keras
     lo, hi = float(np.min(net.domain.lower)), float(np.max(net.domain.upper))
     return TensorFlowV2Classifier(
         model=to_keras(net, shape), nb_classes=net.n_outputs, input_shape=shape,
@@ -156,17 +157,8 @@ def run_baseline(method: str, net, x: np.ndarray, labels: np.ndarray, config: Ba
 
 
 def _record(index: int, xi, x_adv, label: int, predicted: int, seconds: float) -> dict:
-    """The ``netpatch attack`` record shape, so one summary code serves every method."""
     success = predicted != label
-    delta = x_adv - xi
-    changed = np.flatnonzero(delta)
-    return {"index": index, "label": label, "success": bool(success),
-            "adv_label": predicted if success else None, "target": None,
-            "pixels": int(len(changed)) if success else None,
-            "l2": float(np.linalg.norm(delta)) if success else None,
-            "linf": float(np.max(np.abs(delta), initial=0.0)) if success else None,
-            "compile_s": 0.0, "solve_s": round(seconds, 6), "total_s": round(seconds, 6),
-            "status": "validated" if success else "failed",
-            "stage": "done" if success else "attack",
-            "reason": "" if success else "the original network still predicts the label",
-            "changes": [[int(j), float(x_adv[j])] for j in changed] if success else []}
+    return make_record(index, label, xi, x_adv, success, "validated" if success else "failed",
+                       "done" if success else "attack",
+                       "" if success else "the original network still predicts the label",
+                       adv_label=predicted, solve_s=seconds, total_s=seconds)

@@ -78,7 +78,7 @@ def harden(net: Network, x_clean: np.ndarray, y_clean: np.ndarray, adversarial: 
     and its order come from ``np.random.default_rng(seed)``, Keras's per-epoch shuffle from
     ``keras.utils.set_random_seed(seed)``.
     """
-    from netpatch.keras_model import import_keras, from_keras, to_keras
+    from evaluation.keras_model import import_keras, from_keras, to_keras
 
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")

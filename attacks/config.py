@@ -1,0 +1,93 @@
+"""What an attack is asked to do: the budget and solver settings every strategy shares, and a
+small config per strategy.  Every option with a fixed set of values is checked when the
+config is made: an unknown value is an error that lists the allowed ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.errors import NetpatchError
+from compiler.passes import PassOptions
+from ir.property import DEFAULT_MARGIN
+
+STRATEGIES = ("dnc", "direct", "exact")
+INNER_TARGETS = ("pullback", "points")
+CUTS = ("halving", "all")
+RECOVERY = ("sort", "milp")
+PATCH_OBJECTIVES = ("linf", "l1")
+
+
+def _check(option: str, value, allowed) -> None:
+    if value not in allowed:
+        raise NetpatchError(f"unknown {option} {value!r}; use one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class DncConfig:
+    """Divide and conquer (Algorithm 1).
+
+    * ``inner_targets``: the lower half's property: the output property pulled back through
+      the upper half linearized at the patched run ("pullback"), or the patched layer's
+      values relaxed by increment/decrement marks ("points", the paper's reading);
+    * ``cuts``: "halving" (the paper's single schedule) or "all" (then every other first cut);
+    * ``patch_objective`` and ``free_patched_phases``: the first patch mode;
+    * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches.
+    """
+
+    inner_targets: str = "pullback"
+    cuts: str = "all"
+    patch_objective: str = "linf"
+    free_patched_phases: bool = False
+    escalate: bool = True
+
+    def __post_init__(self):
+        _check("inner targets", self.inner_targets, INNER_TARGETS)
+        _check("cuts", self.cuts, CUTS)
+        _check("patch objective", self.patch_objective, PATCH_OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class DirectConfig:
+    """One query from the input through the linearized network; ``relinearize`` more rounds
+    at each rejected candidate's phases."""
+
+    relinearize: int = 3
+
+    def __post_init__(self):
+        if self.relinearize < 0:
+            raise NetpatchError(f"relinearize must be >= 0, got {self.relinearize}")
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Input recovery (mod2adv) for dnc and direct: one linear target is solved in closed form
+    ("sort", the same pixel count as the MILP) or by the backend's MILP ("milp"); ``push``
+    also tries stronger changes along the closed-form direction."""
+
+    method: str = "sort"
+    push: bool = True
+
+    def __post_init__(self):
+        _check("recovery", self.method, RECOVERY)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The budget (``linf`` per input value, at most ``max_pixels`` changed values), the
+    solver (``backend``, ``time_limit`` per solver call, ``passes``), the candidate target
+    classes (``max_targets``, ``margin``), and the strategy with its own config."""
+
+    linf: float = 1.0
+    max_pixels: int | None = None
+    strategy: str = "dnc"
+    backend: str = "highs"
+    time_limit: float | None = None
+    margin: float = DEFAULT_MARGIN
+    max_targets: int | None = None
+    shrink: bool = True                  # dnc/direct: reset changed inputs that are not needed
+    passes: PassOptions = PassOptions()
+    dnc: DncConfig = field(default_factory=DncConfig)
+    direct: DirectConfig = field(default_factory=DirectConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+
+    def __post_init__(self):
+        _check("strategy", self.strategy, STRATEGIES)

@@ -1,0 +1,136 @@
+"""Divide and conquer (the paper's Algorithm 1, findFirstLayerMod + mod2adv), in netpatch's
+search order.
+
+``dnc_search`` is the whole order, top to bottom (METHOD.md's pseudocode is step 3a):
+
+1. patch mode, cheapest first (``patch_tiers``): L-inf patches, then (escalation) L1
+   patches, which concentrate the change on fewer neurons, then patches that may switch the
+   patched layer's ReLUs (a MILP per patch);
+2. target class, smallest logit gap first (the candidates the caller passes);
+3. cut schedule (``cut_schedules``): the edge-layers to patch, in order; for each,
+   a. findFirstLayerMod: patch the middle edge-layer, cut the network there, recurse on the
+      lower half until edge-layer 1 is patched; the result is what neuron layer 1 must reach;
+   b. mod2adv: input changes that make the ORIGINAL first edge-layer reach it, smallest
+      first, then stronger pushes; the first that meets the target class's property on the
+      real network ends the search for this target class;
+4. the target class's answer (that one, or the last candidate found) goes to validation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Iterator
+
+import numpy as np
+
+from attacks.config import AttackConfig, CUTS, DncConfig
+from attacks.patching import PatchRequest, patch_layer
+from attacks.recovery import first_holding, recovery_changes
+from attacks.result import StageFailure
+from compiler.analysis.pullback import pull_back
+from compiler.queries import NeuronTargets, Target, marks_for
+from ir.property import Conjunction
+
+Candidate = tuple[str, int | None, Conjunction, "np.ndarray | StageFailure"]
+
+
+def dnc_search(net, x, candidates, config: AttackConfig, times: dict) -> Iterator[Candidate]:
+    """Yield ``(tier, target_class, property, answer)`` in search order, one per patch mode
+    and target class; ``answer`` is an input to validate or the StageFailure that ended it."""
+    for tier, dnc in patch_tiers(config.dnc):                              # 1. patch mode
+        for target_class, conj in candidates:                              # 2. target class
+            answer, failure = None, None
+            for schedule in cut_schedules(net.depth, dnc.cuts):            # 3. cut schedule
+                try:
+                    first_layer = find_first_layer_target(net, x, conj, dnc, config, times,
+                                                          schedule)       # 3a.
+                    answer = first_holding(recovery_changes(net, x, first_layer, config, times),
+                                           lambda x_adv: conj.holds(net(x_adv)))   # 3b.
+                except StageFailure as stage_failure:
+                    failure = stage_failure
+                    continue
+                if conj.holds(net(answer)):
+                    break
+            yield tier, target_class, conj, (answer if answer is not None else failure)
+
+
+def patch_tiers(dnc: DncConfig) -> list[tuple[str, DncConfig]]:
+    """dnc's patch modes, cheapest first: the configured one, then (``escalate``) L1
+    patches, then patches that may switch the patched layer's ReLUs."""
+    def name(c: DncConfig) -> str:
+        return c.patch_objective + ("-free" if c.free_patched_phases else "")
+    tiers = [dnc]
+    if dnc.escalate:
+        tiers += [replace(dnc, patch_objective="l1"),
+                  replace(dnc, patch_objective="linf", free_patched_phases=True)]
+    out, seen = [], set()
+    for tier in tiers:
+        if name(tier) not in seen:
+            seen.add(name(tier))
+            out.append((name(tier), tier))
+    return out
+
+
+def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
+    """The edge-layers divide and conquer patches, in order, one list per attempt.
+
+    ``halving`` is the paper's single schedule: ``p = ceil(l / 2)`` down to 1 (``[4, 2, 1]``
+    for 7 edge-layers).  ``all`` tries it first, then every other first cut k from
+    ``depth - 1`` down to 1, halving below k (``[6, 3, 2, 1]``, ``[5, 3, 2, 1]``, ``[3, 2, 1]``,
+    ``[2, 1]``, ``[1]``), and last ``[]``: no patch, the network linearized at the input
+    itself.  Each patch linearizes the network at other phases, and the first edge-layer
+    target that one schedule cannot reach with the pixel budget another often can.
+    """
+    if cuts not in CUTS:
+        raise ValueError(f"unknown cuts {cuts!r}; use one of {CUTS}")
+
+    def halving_from(k: int) -> list[int]:
+        schedule = [k]
+        while schedule[-1] > 1:
+            schedule.append(math.ceil(schedule[-1] / 2))
+        return schedule
+
+    first = halving_from(math.ceil(depth / 2)) if depth > 1 else [1]
+    if cuts == "halving":
+        return [first]
+    others = [halving_from(k) for k in range(depth - 1, 0, -1) if k != first[0]]
+    return [first] + others + [[]]
+
+
+def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: AttackConfig,
+                            times: dict, schedule: list[int]) -> Target:
+    """findFirstLayerMod: patch the edge-layers of ``schedule`` in turn, each against the
+    property of the network above it, and return what the first neuron layer must reach.
+
+    ``inner_targets="points"`` (the paper): the values the patched run gives neuron layer p,
+    relaxed by mark.  ``"pullback"``: the property itself, pulled back to neuron layer p
+    through the layers above, linearized at the patched run's phases (a linear condition
+    rather than a point; it keeps every neuron free that the property does not need).
+    """
+    if not schedule:
+        # no patch: the property pulled back through the network linearized at x itself
+        return pull_back(net, 1, conj, net.phases(x))
+    current, target = net, conj
+    for p in schedule:
+        outcome = patch_layer(PatchRequest(
+            current, p, x, target, config.backend, config.passes, objective=dnc.patch_objective,
+            time_limit=config.time_limit, free_patched_phases=dnc.free_patched_phases,
+            relinearize=0))
+        times["compile_s"] += outcome.build_s
+        times["solve_s"] += outcome.solve_s
+        if outcome.eps is None:
+            raise StageFailure(f"patch edge-layer {p}", outcome.status.value, outcome.message)
+        # A patch the real tail rejects (outcome.validated False) is still followed: only
+        # the final input is judged.
+        patched = current.with_patch(p, outcome.eps)
+        if dnc.inner_targets == "pullback":
+            inner = pull_back(current, p, target, patched.phases(x))
+        else:
+            values = patched.simulate(x).pre[p][0]
+            marks = marks_for(current, p, target, x)
+            inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
+            inner = NeuronTargets(values, marks, inactive)
+        if p == 1:
+            return inner
+        current, target = net.prefix(p), inner
+    raise ValueError(f"cut schedule {schedule} does not end at edge-layer 1")

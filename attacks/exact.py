@@ -1,0 +1,97 @@
+"""``exact``: the true minimum number of changed inputs over all target classes, by MILPs
+with free ReLU phases (big-M with budget-aware bounds), or a proof that none exists."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from attacks.config import AttackConfig
+from attacks.direct import direct
+from attacks.recovery import adversarial_input
+from attacks.result import AttackResult, StageFailure
+from attacks.solving import solve_query
+from attacks.validate import validate
+from backends.base import Status
+from compiler.passes import PassOptions
+from compiler.queries import input_query
+
+
+def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
+                 accept) -> AttackResult:
+    """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
+    P-1 every target class gets one MILP with free ReLU phases and at most K changed inputs
+    (budget-aware bounds make small K tight and fast).  The first K with a validated solution
+    is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
+    proved:
+
+    * ``optimal``: the count is the minimum;
+    * ``infeasible``: no adversarial input exists within the budget (a proof);
+    * ``feasible`` / ``time_limit``: some sub-problem hit the limit, so no claim is made.
+
+    ``accept(result, x_adv, target_class)`` records a validated answer.
+    """
+    limit = config.max_pixels if config.max_pixels is not None else net.n_inputs
+    best = _direct_upper_bound(net, x, label, candidates, config, result)
+    if best is not None:
+        accept(result, best[1], best[0])
+        limit = int(np.count_nonzero(best[1] - x)) - 1
+    proved = True
+    for budget in range(1, limit + 1):
+        for target_class, conj in candidates:
+            result.tried += 1
+            try:
+                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), result.times)
+            except StageFailure as failure:
+                if failure.status != Status.INFEASIBLE.value:
+                    proved = False
+                    result.reason = f"target {target_class}, {budget} inputs: {failure.status}"
+                continue
+            problem = validate(net, x, x_adv, label, config.linf, budget)
+            if problem:
+                proved = False
+                result.reason = f"target {target_class}: rejected by validation: {problem}"
+                continue
+            accept(result, x_adv, target_class)
+            return _verdict(result, proved, config)
+    return _verdict(result, proved, config)
+
+
+def _direct_upper_bound(net, x, label, candidates, config, result):
+    """The first validated ``direct`` answer over the candidates, as (target, x_adv)."""
+    for target_class, conj in candidates:
+        try:
+            x_adv = direct(net, x, conj, config, result.times)
+        except StageFailure:
+            continue
+        if not validate(net, x, x_adv, label, config.linf, config.max_pixels):
+            return target_class, x_adv
+    return None
+
+
+def _verdict(result: AttackResult, proved: bool, config: AttackConfig) -> AttackResult:
+    result.stage = "done" if result.success else "exact MILP"
+    if result.success:
+        result.status, result.reason = ("optimal" if proved else "feasible"), ""
+    elif proved:
+        result.status = "infeasible"
+        result.reason = (f"no adversarial input with at most {config.max_pixels} changed "
+                         f"inputs within L-inf {config.linf}")
+    else:
+        result.status = "time_limit"
+    return result
+
+
+def _exact_milp(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
+    t0 = time.perf_counter()
+    problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1")
+    options = PassOptions(phase_fixing=None, sign_pruning=False,
+                          relaxation=config.passes.relaxation)
+    solved = solve_query(problem, config.backend, options, config.time_limit,
+                         query_s=time.perf_counter() - t0)
+    times["compile_s"] += solved.compile_s + solved.result.build_s
+    times["solve_s"] += solved.result.solve_s
+    if solved.x is None:
+        raise StageFailure("exact MILP", solved.status.value, solved.result.message)
+    return adversarial_input(net, x, decoder.decode(solved.x))

@@ -1,0 +1,102 @@
+"""mod2adv: input changes that make the ORIGINAL first edge-layer reach what the patched
+first layer reached (a ``Target`` on neuron layer 1).
+
+A target that is one linear inequality (a pulled-back property) is a cardinality knapsack
+over the inputs, solved exactly in closed form (``compiler.analysis.knapsack``): the fewest
+changed inputs first, then (``push``) stronger changes along the same direction, since the
+linear model is only a guide and the real network decides.  Any other target goes to the
+backend's MILP (``compiler.queries.input_query``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+
+from attacks.config import AttackConfig
+from attacks.result import StageFailure
+from attacks.solving import solve_query
+from backends.base import Status
+from compiler.analysis import bounds
+from compiler.analysis.knapsack import stronger_changes
+from compiler.analysis.pullback import pull_back
+from compiler.queries import Target, input_query
+from ir.property import Conjunction
+
+
+def recovery_changes(net, x, target: Target, config: AttackConfig, times: dict) -> Iterator[np.ndarray]:
+    """Candidate inputs, best first, whose first neuron layer meets ``target``; raises
+    StageFailure when there is none within the budget."""
+    if sortable(target, config):
+        yield from closed_form_changes(net, net.prefix(1), x, x, target, config, times,
+                                       "input recovery")
+        return
+    t0 = time.perf_counter()
+    problem, decoder = input_query(net.prefix(1), x, target, config.linf, config.max_pixels)
+    solved = solve_query(problem, config.backend, config.passes, config.time_limit,
+                         query_s=time.perf_counter() - t0)
+    times["compile_s"] += solved.compile_s + solved.result.build_s
+    times["solve_s"] += solved.result.solve_s
+    if solved.x is None:
+        raise StageFailure("input recovery", solved.status.value, solved.result.message)
+    yield adversarial_input(net, x, decoder.decode(solved.x))
+
+
+def mod2adv(net, x, target: Target, config: AttackConfig, times: dict) -> np.ndarray:
+    """The best input change for ``target`` (the first of ``recovery_changes``)."""
+    return next(recovery_changes(net, x, target, config, times))
+
+
+def first_holding(changes: Iterator[np.ndarray], holds) -> np.ndarray:
+    """The first candidate for which ``holds`` is true, else the first one (for validation
+    to judge); StageFailure propagates when there is no candidate at all."""
+    first = None
+    for candidate in changes:
+        if first is None:
+            first = candidate
+        if holds(candidate):
+            return candidate
+    return first
+
+
+def sortable(target: Target, config: AttackConfig) -> bool:
+    return (config.recovery.method == "sort" and isinstance(target, Conjunction)
+            and len(target.constraints) == 1 and target.constraints[0].sense != "==")
+
+
+def closed_form_changes(net, affine, x, point, target: Conjunction, config: AttackConfig,
+                        times: dict, stage: str) -> Iterator[np.ndarray]:
+    """``affine`` is the network from the input to the target's layer, linearized at
+    ``point``'s phases: one inequality on it is a cardinality knapsack over the inputs.
+    Yields the fewest changed inputs, then (``recovery.push``) stronger pushes."""
+    t0 = time.perf_counter()
+    (row,) = pull_back(affine, 1, target, affine.phases(point)).constraints
+    w1 = affine.edge(1).linear
+    coeffs = np.zeros(w1.n_out)
+    for i, c in row.coeffs:
+        coeffs[i] = c
+    gain = coeffs @ w1.weight
+    need = row.rhs - float(coeffs @ (w1.weight @ x + w1.bias))
+    if row.sense == "<=":
+        gain, need = -gain, -need
+    lo, hi = bounds.input_box(x, net.domain.lower, net.domain.upper, config.linf)
+    up, down = np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0)
+    found = False
+    for delta in stronger_changes(gain, need, up, down, config.max_pixels):
+        times["solve_s"] += time.perf_counter() - t0
+        found = True
+        yield net.domain.clip(x + delta)
+        if not config.recovery.push:
+            return
+        t0 = time.perf_counter()
+    times["solve_s"] += time.perf_counter() - t0
+    if not found:
+        raise StageFailure(stage, Status.INFEASIBLE.value,
+                           f"no change of at most {config.max_pixels} inputs within L-inf "
+                           f"{config.linf} reaches the target (closed form)")
+
+
+def adversarial_input(net, x, delta) -> np.ndarray:
+    """``x + delta`` clipped to the domain (the decoders keep unchanged inputs exactly 0)."""
+    return net.domain.clip(x + delta)

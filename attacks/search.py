@@ -1,0 +1,60 @@
+"""``attack(net, x, label, config)``: an adversarial input for one input, by any strategy.
+
+The candidate target classes come from the property "argmax != label", smallest logit gap
+first.  ``dnc`` and ``direct`` yield one answer per (patch mode,) target class in their own
+order (``attacks.dnc``, ``attacks.direct``); each answer counts only after float64
+validation on the ORIGINAL network (inside the domain, the L-inf and pixel budgets,
+misclassified), and is then shrunk (``attacks.shrink``).  ``exact`` runs its own iterative
+deepening (``attacks.exact``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from attacks.config import AttackConfig
+from attacks.direct import direct_search
+from attacks.dnc import dnc_search
+from attacks.exact import exact_attack
+from attacks.result import AttackResult, StageFailure
+from attacks.shrink import shrink
+from attacks.validate import validate
+from ir.property import ArgmaxIsNot, targeted_candidates
+
+SEARCHES = {"dnc": dnc_search, "direct": direct_search}
+
+
+def attack(net, x: np.ndarray, label: int, config: AttackConfig = AttackConfig()) -> AttackResult:
+    x = np.asarray(x, dtype=np.float64)
+    result = AttackResult(False, int(label))
+    candidates = targeted_candidates(ArgmaxIsNot(int(label), config.margin), net(x))
+    if config.max_targets is not None:
+        candidates = candidates[:config.max_targets]
+    if config.strategy == "exact":
+        return exact_attack(net, x, label, candidates, config, result, _accepter(net))
+    for tier, target_class, conj, answer in SEARCHES[config.strategy](net, x, candidates, config,
+                                                                       result.times):
+        result.tried += 1
+        if isinstance(answer, StageFailure):
+            result.failed(answer.stage, answer.status, answer.reason)
+            continue
+        problem = validate(net, x, answer, label, config.linf, config.max_pixels)
+        if problem:
+            result.failed("validation", "rejected", problem)
+            continue
+        if config.shrink:
+            answer = shrink(net, x, answer, conj)
+        _accepter(net)(result, answer, target_class)
+        result.tier = tier
+        return result
+    if not candidates:
+        result.reason = "no candidate target class"
+    return result
+
+
+def _accepter(net):
+    def accept(result: AttackResult, x_adv: np.ndarray, target_class) -> None:
+        result.success, result.x_adv = True, x_adv
+        result.target_class = target_class
+        result.adv_label = int(np.argmax(net(x_adv)))
+        result.failed("done", "validated", "")
+    return accept

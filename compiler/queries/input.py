@@ -1,0 +1,100 @@
+"""mod2adv / direct / exact as a problem: change ``delta = delta_pos - delta_neg`` to the input,
+``|delta_i| <= cap_i * changed_i`` with binary ``changed``, inside the input domain and an
+L-inf ball, optionally at most ``max_pixels`` changed; minimize the number of changed inputs,
+then the L1 size (or only the L1 / L-inf size).  Returns the problem and the decoder of
+``delta``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.errors import NetworkError
+from compiler.analysis import bounds
+from compiler.problem import Problem, ProblemBuilder
+from compiler.queries.tail import encode_tail, le_max_rows
+from compiler.queries.targets import Target, lower_target
+
+OBJECTIVES = ("pixels", "l1", "linf")
+INPUT_BOUNDS = ("budget", "box")
+
+
+@dataclass(frozen=True, eq=False)
+class InputDecoder:
+    """``delta`` from a solution, exactly 0 where ``changed`` is off (a solver may leave tiny
+    values there)."""
+
+    delta_pos: np.ndarray
+    delta_neg: np.ndarray
+    changed: np.ndarray
+
+    def decode(self, x: np.ndarray) -> np.ndarray:
+        delta = x[self.delta_pos] - x[self.delta_neg]
+        delta[x[self.changed] < 0.5] = 0.0
+        return delta
+
+
+def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int | None = None,
+                objective: str = "pixels", input_bounds: str = "budget",
+                phase_point: np.ndarray | None = None) -> tuple[Problem, InputDecoder]:
+    """Blocks: ``delta_pos``, ``delta_neg``, ``changed`` (binary), ``z1``, ``a{m}``, ``z{m}``,
+    and ``delta_max`` for the L-inf objective.
+
+    ``input_bounds="budget"`` bounds ``z1`` by the ``max_pixels`` largest contributions
+    (``compiler.analysis.bounds.budget_first_layer``); ``"box"`` uses the whole L-inf box.
+    ``phase_point`` (default ``x``) is the input whose ReLU phases the ReluBlocks record, so
+    phase fixing can re-linearize the network at a candidate.
+    """
+    if objective not in OBJECTIVES:
+        raise NetworkError(f"unknown input objective {objective!r}; use one of {OBJECTIVES}")
+    if input_bounds not in INPUT_BOUNDS:
+        raise NetworkError(f"unknown input bounds {input_bounds!r}; use one of {INPUT_BOUNDS}")
+    x = net.check_input(x).ravel()
+    trace = net.simulate(x)
+    phase_trace = trace if phase_point is None else net.simulate(phase_point)
+    lo_box, hi_box = bounds.input_box(x, net.domain.lower, net.domain.upper, linf)
+    up, down = np.maximum(hi_box - x, 0.0), np.maximum(x - lo_box, 0.0)
+    n = net.n_inputs
+    edge = net.edge(1)
+
+    b = ProblemBuilder(f"input_{net.name}")
+    d_pos = b.add_vars("delta_pos", n, 0.0, up)
+    d_neg = b.add_vars("delta_neg", n, 0.0, down)
+    cap = np.maximum(up, down)
+    changed = b.add_vars("changed", n, 0.0, (cap > 0).astype(float), integer=True)
+    # delta_pos_i + delta_neg_i <= cap_i * changed_i
+    b.add_rows("pixel", np.tile(np.arange(n), 3), np.concatenate([d_pos, d_neg, changed]),
+               np.concatenate([np.ones(n), np.ones(n), -cap]), -np.inf, 0.0, n)
+    if max_pixels is not None:
+        b.add_rows("pixel_budget", np.zeros(n, int), changed, np.ones(n), -np.inf,
+                   float(max_pixels), 1)
+
+    budget = max_pixels if input_bounds == "budget" else None
+    z_lo, z_hi = bounds.budget_first_layer(edge.linear.weight, edge.linear.bias, x, lo_box,
+                                           hi_box, budget)
+    z0 = trace.pre[1][0]
+    z = b.add_vars("z1", len(z0), z_lo, z_hi)
+    # z1 - W delta_pos + W delta_neg = W x + b
+    w = edge.linear.weight
+    r, c = np.nonzero(w)
+    b.add_rows("layer1", np.concatenate([np.arange(len(z0)), r, r]),
+               np.concatenate([z, d_pos[c], d_neg[c]]),
+               np.concatenate([np.ones(len(z0)), -w[r, c], w[r, c]]), z0, z0, len(z0))
+    lows, highs = bounds.propagate(net, 1, z_lo, z_hi)
+    y = encode_tail(b, net, 1, z, phase_trace, 0, lows, highs, "")
+    lower_target(b, y, target, "target")
+
+    size_weight = 1.0
+    if objective == "pixels":
+        b.minimize(changed, 1.0)
+        # Lexicographic: one more pixel always costs more than any L1 saving.
+        size_weight = 0.5 / max(float(np.sum(cap)), 1e-12)
+    if objective == "linf":
+        m = b.add_vars("delta_max", (1,), 0.0, float(np.max(cap, initial=0.0)))
+        le_max_rows(b, "delta_le_max", [d_pos, d_neg], [1.0, 1.0], m)
+        b.minimize(m, 1.0)
+    else:
+        b.minimize(d_pos, size_weight)
+        b.minimize(d_neg, size_weight)
+    return b.build(), InputDecoder(d_pos, d_neg, changed)
