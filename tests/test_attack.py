@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attacks import AttackConfig, attack
+from attacks import AttackConfig, DirectConfig, DncConfig, RecoveryConfig, attack
+from compiler.passes import PassOptions
 from conftest import MNIST_8_16, load_mnist, load_shared_network, paper_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,3 +174,17 @@ def test_flat_inputs_are_drawn_as_images_of_the_right_shape():
     assert image_shape(flat(3072), (3, 32, 32)) == (3, 32, 32)
     with pytest.raises(DataError, match="3072"):
         image_shape(flat(3072), (32, 32, 1))
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda: AttackConfig(strategy="greedy"), "unknown strategy 'greedy'; use one of dnc, direct"),
+    (lambda: AttackConfig(dnc=DncConfig(inner_targets="values")), "unknown inner targets 'values'"),
+    (lambda: AttackConfig(dnc=DncConfig(cuts="every")), "unknown cuts 'every'"),
+    (lambda: AttackConfig(recovery=RecoveryConfig("knapsack")), "unknown recovery 'knapsack'"),
+    (lambda: AttackConfig(direct=DirectConfig(relinearize=-3)), "relinearize must be >= 0"),
+    (lambda: AttackConfig(passes=PassOptions(phase_fixing="loose")), "unknown phase-fixing mode"),
+])
+def test_unknown_option_values_are_clear_errors(make, fragment):
+    from common.errors import NetpatchError
+    with pytest.raises(NetpatchError, match=fragment):
+        make()

@@ -95,9 +95,32 @@ def test_compare_solves_one_target_class_with_every_backend():
     (["--x", "0.5,0.5", "--property", "y[1] >= y[7]"], ["7"]),
     (["--x", "0.5,0.5", "--property", "y[1] >== y[0]"], ["1:"]),
     (["--x", "0.5,0.5", "--backend", "cplex"], ["cplex"]),
+    (["--x", "0.5,0.5", "--passes", "compact,fold"], ["unknown pass 'fold'", "sign-pruning"]),
+    (["--x", "0.5,0.5", "--print-after", "fold"], ["--print-after 'fold'", "relaxation"]),
+    (["--x", "0.5,0.5", "--no-phase-fixing", "--passes", "compact", "--backend", "highs"],
+     ["leaves ReLUs", "relu-lowering"]),
 ])
 def test_compile_patch_clear_errors(argv, fragments):
     assert_clear_error(compile_patch(PAPER, *argv), *fragments)
+
+
+def test_explicit_pass_chain_and_print_after():
+    """--passes runs exactly the named passes; --print-after shows the problem IR there.
+    Without sign pruning and with the full formulation the optimum is the paper's 1.5/28.5."""
+    base = (PAPER, "--layer", "2", "--x", "0.5,0.5", "--property", "y[1] >= y[0]",
+            "--no-reduction", "--json")
+    proc = compile_patch(*base, "--passes", "phase-fixing,relaxation,compact",
+                         "--print-after", "phase-fixing")
+    assert proc.returncode == 0, proc.stderr
+    dump, _, payload = proc.stdout.partition("# after phase-fixing\n")[2].partition("\n{")
+    out = json.loads("{" + payload)
+    assert [row["pass"] for row in out["sizes"]] == ["query", "phase-fixing",
+                                                     "relaxation (skipped)", "compact"]
+    assert out["objective"] == pytest.approx(1.5 / 28.5, abs=1e-9)
+    # after phase fixing: no ReLU pairs left, one "active" row per active neuron (2 of 2)
+    assert dump.startswith("problem patch_paper_2222_layer2:") and "0 ReLU pairs" in dump
+    assert dump.count("active_") == 2 and "minimize  eps_max_0" in dump
+    assert "eps_pos_1_0 in [0, " in dump
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):

@@ -23,7 +23,7 @@ def encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lo
         edge = net.edge(m)
         if edge.relu:
             a = b.add_vars(f"a{m}{tag}", len(z), 0.0, np.maximum(highs[m - k], 0.0))
-            phase = None if (free_first and m == k) else trace.pre[m][t] > 0
+            phase = None if (free_first and m == k) else edge.phase(trace.pre[m][t])
             b.add_relus(f"relu{m}{tag}", a, z, phase=phase)
             z_or_a = a
         else:
