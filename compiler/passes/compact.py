@@ -55,7 +55,7 @@ def compact(problem):
     if np.any(lower > upper):
         # contradictory bounds: keep the rows so the solver proves infeasibility
         lower, upper = problem.lower[keep].copy(), problem.upper[keep].copy()
-        keep_rows = counts != 0 | ~empty_ok
+        keep_rows = (counts != 0) | ~empty_ok
 
     new_index = np.cumsum(keep) - 1
     relus = tuple(type(block)(block.name, new_index[block.a], new_index[block.z], block.phase)
@@ -82,7 +82,7 @@ def _remap_blocks(blocks, keep, cls):
     out, start = [], 0
     for block in blocks:
         count = int(np.sum(keep[block.start:block.start + block.size]))
-        out.append(cls(block.name, (count,), start, block.integer))
+        out.append(cls(block.name, (count,), start, block.integer, block.implied))
         start += count
     return tuple(out)
 
