@@ -49,12 +49,18 @@ class Relax(enum.IntEnum):
 
 @dataclass(frozen=True)
 class VarBlock:
-    """A named block of variables ``x[start : start + size]`` viewed with ``shape``."""
+    """A named block of variables ``x[start : start + size]`` viewed with ``shape``.
+
+    ``implied``: the bounds are not part of the question but consequences of the other
+    constraints for the exact network (a bounds analysis computed them, e.g. for big-M
+    constants).  A pass that replaces the network by another model (linearized phase fixing)
+    must drop them, or they would cut off that model's solutions."""
 
     name: str
     shape: tuple[int, ...]
     start: int
     integer: bool = False
+    implied: bool = False
 
     @property
     def size(self) -> int:
@@ -285,10 +291,11 @@ class ProblemBuilder:
     def n_vars(self) -> int:
         return self._n
 
-    def add_vars(self, name: str, shape, lower=-INF, upper=INF, integer=False) -> np.ndarray:
+    def add_vars(self, name: str, shape, lower=-INF, upper=INF, integer=False,
+                 implied=False) -> np.ndarray:
         """A block of variables; returns their indices in the block's shape."""
         shape = tuple(int(d) for d in np.atleast_1d(shape))
-        block = VarBlock(name, shape, self._n, integer)
+        block = VarBlock(name, shape, self._n, integer, implied)
         self._blocks.append(block)
         self._lower.append(np.broadcast_to(np.asarray(lower, float), shape).ravel().copy())
         self._upper.append(np.broadcast_to(np.asarray(upper, float), shape).ravel().copy())

@@ -6,7 +6,9 @@ Two readings (METHOD.md):
   solution is exact for the network, but the region rarely holds the decision boundary.
 * ``linearized`` (the paper's artifact): the network's linear model at the input; active
   means ``a = z`` with no sign constraint, inactive means ``a = 0``.  Solutions are candidates
-  that float64 validation accepts or rejects.
+  that float64 validation accepts or rejects.  The bounds a query derived for the real network
+  (``VarBlock.implied``) do not hold for the linear model (an active neuron may go negative and
+  pass that on), so they are dropped.
 
 Either way the ReluBlocks disappear and the problem becomes an LP (plus any other integers).
 """
@@ -45,6 +47,10 @@ class PhaseFixing(Pass):
 
 def fix_phases(problem, mode: str = "linearized"):
     lower, upper = problem.lower.copy(), problem.upper.copy()
+    if mode == "linearized":
+        for block in problem.blocks:
+            if block.implied:
+                lower[block.indices], upper[block.indices] = -np.inf, np.inf
     a_active, z_active, kept = [], [], []
     for block in problem.relus:
         if block.phase is None:

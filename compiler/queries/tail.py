@@ -22,7 +22,7 @@ def encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lo
     for m in range(k, net.depth + 1):
         edge = net.edge(m)
         if edge.relu:
-            a = b.add_vars(f"a{m}{tag}", len(z), 0.0, np.maximum(highs[m - k], 0.0))
+            a = b.add_vars(f"a{m}{tag}", len(z), 0.0, np.maximum(highs[m - k], 0.0), implied=True)
             phase = None if (free_first and m == k) else edge.phase(trace.pre[m][t])
             b.add_relus(f"relu{m}{tag}", a, z, phase=phase)
             z_or_a = a
@@ -31,7 +31,8 @@ def encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lo
         if m == net.depth:
             return z_or_a
         nxt = net.edge(m + 1).linear
-        z = b.add_vars(f"z{m + 1}{tag}", nxt.n_out, lows[m + 1 - k], highs[m + 1 - k])
+        z = b.add_vars(f"z{m + 1}{tag}", nxt.n_out, lows[m + 1 - k], highs[m + 1 - k],
+                       implied=True)
         r, c = np.nonzero(nxt.weight)
         b.add_rows(f"layer{m + 1}{tag}", np.concatenate([np.arange(nxt.n_out), r]),
                    np.concatenate([z, z_or_a[c]]),
