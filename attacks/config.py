@@ -73,14 +73,16 @@ class RecoveryConfig:
 @dataclass(frozen=True)
 class AttackConfig:
     """The budget (``linf`` per input value, at most ``max_pixels`` changed values), the
-    solver (``backend``, ``time_limit`` per solver call, ``passes``), the candidate target
-    classes (``max_targets``, ``margin``), and the strategy with its own config."""
+    solver (``backend``, ``time_limit`` per solver call, ``passes``), the time for one input
+    (``budget``, covering all its solver calls), the candidate target classes (``max_targets``,
+    ``margin``), and the strategy with its own config."""
 
     linf: float = 1.0
     max_pixels: int | None = None
     strategy: str = "dnc"
     backend: str = "highs"
-    time_limit: float | None = None
+    time_limit: float | None = None      # seconds per solver call
+    budget: float | None = None          # wall-clock seconds for the whole attack of one input
     margin: float = DEFAULT_MARGIN
     max_targets: int | None = None
     shrink: bool = True                  # dnc/direct: reset changed inputs that are not needed

@@ -13,26 +13,27 @@ from attacks.dnc import Candidate
 from attacks.recovery import adversarial_input, closed_form_changes, first_holding, sortable
 from attacks.result import StageFailure
 from attacks.solving import solve_query
+from attacks.work import Work
 from compiler.queries import input_query
 
 
-def direct_search(net, x, candidates, config: AttackConfig, times: dict) -> Iterator[Candidate]:
+def direct_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator[Candidate]:
     """Yield ``("", target_class, property, answer)`` per target class, in order."""
     for target_class, conj in candidates:
         try:
-            answer = direct(net, x, conj, config, times)
+            answer = direct(net, x, conj, config, work)
         except StageFailure as failure:
             answer = failure
         yield "", target_class, conj, answer
 
 
-def direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
+def direct(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
     holds = lambda x_adv: conj.holds(net(x_adv))   # noqa: E731
     point, last = x, None
     for _ in range(1 + config.direct.relinearize):
         if sortable(conj, config) and config.passes.phase_fixing == "linearized":
             try:
-                last = first_holding(closed_form_changes(net, net, x, point, conj, config, times,
+                last = first_holding(closed_form_changes(net, net, x, point, conj, config, work,
                                                          "direct"), holds)
             except StageFailure:
                 if last is not None:
@@ -42,10 +43,11 @@ def direct(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
             t0 = time.perf_counter()
             problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels,
                                            phase_point=point)
-            solved = solve_query(problem, config.backend, config.passes, config.time_limit,
+            solved = solve_query(problem, config.backend, config.passes, work.time_limit(),
                                  query_s=time.perf_counter() - t0)
-            times["compile_s"] += solved.compile_s + solved.result.build_s
-            times["solve_s"] += solved.result.solve_s
+            work.compile_s += solved.compile_s + solved.result.build_s
+            work.solve_s += solved.result.solve_s
+            work.saw(solved.status)
             if solved.x is None:
                 if last is not None:
                     return last

@@ -27,6 +27,7 @@ from attacks.config import AttackConfig, CUTS, DncConfig
 from attacks.patching import PatchRequest, patch_layer
 from attacks.recovery import first_holding, recovery_changes
 from attacks.result import StageFailure
+from attacks.work import Work
 from compiler.analysis.pullback import pull_back
 from compiler.queries import NeuronTargets, Target, marks_for
 from ir.property import Conjunction
@@ -34,7 +35,7 @@ from ir.property import Conjunction
 Candidate = tuple[str, int | None, Conjunction, "np.ndarray | StageFailure"]
 
 
-def dnc_search(net, x, candidates, config: AttackConfig, times: dict) -> Iterator[Candidate]:
+def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator[Candidate]:
     """Yield ``(tier, target_class, property, answer)`` in search order, one per patch mode
     and target class; ``answer`` is an input to validate or the StageFailure that ended it."""
     for tier, dnc in patch_tiers(config.dnc):                              # 1. patch mode
@@ -42,9 +43,9 @@ def dnc_search(net, x, candidates, config: AttackConfig, times: dict) -> Iterato
             answer, failure = None, None
             for schedule in cut_schedules(net.depth, dnc.cuts):            # 3. cut schedule
                 try:
-                    first_layer = find_first_layer_target(net, x, conj, dnc, config, times,
+                    first_layer = find_first_layer_target(net, x, conj, dnc, config, work,
                                                           schedule)       # 3a.
-                    answer = first_holding(recovery_changes(net, x, first_layer, config, times),
+                    answer = first_holding(recovery_changes(net, x, first_layer, config, work),
                                            lambda x_adv: conj.holds(net(x_adv)))   # 3b.
                 except StageFailure as stage_failure:
                     failure = stage_failure
@@ -98,7 +99,7 @@ def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
 
 
 def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: AttackConfig,
-                            times: dict, schedule: list[int]) -> Target:
+                            work: Work, schedule: list[int]) -> Target:
     """findFirstLayerMod: patch the edge-layers of ``schedule`` in turn, each against the
     property of the network above it, and return what the first neuron layer must reach.
 
@@ -114,10 +115,11 @@ def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: Attack
     for p in schedule:
         outcome = patch_layer(PatchRequest(
             current, p, x, target, config.backend, config.passes, objective=dnc.patch_objective,
-            time_limit=config.time_limit, free_patched_phases=dnc.free_patched_phases,
+            time_limit=work.time_limit(), free_patched_phases=dnc.free_patched_phases,
             relinearize=0))
-        times["compile_s"] += outcome.build_s
-        times["solve_s"] += outcome.solve_s
+        work.compile_s += outcome.build_s
+        work.solve_s += outcome.solve_s
+        work.saw(outcome.status)
         if outcome.eps is None:
             raise StageFailure(f"patch edge-layer {p}", outcome.status.value, outcome.message)
         # A patch the real tail rejects (outcome.validated False) is still followed: only

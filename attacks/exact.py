@@ -13,13 +13,14 @@ from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
 from attacks.solving import solve_query
 from attacks.validate import validate
+from attacks.work import Work
 from backends.base import Status
 from compiler.passes import PassOptions
 from compiler.queries import input_query
 
 
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
-                 accept) -> AttackResult:
+                 work: Work, accept) -> AttackResult:
     """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
     P-1 every target class gets one MILP with free ReLU phases and at most K changed inputs
     (budget-aware bounds make small K tight and fast).  The first K with a validated solution
@@ -33,7 +34,7 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     ``accept(result, x_adv, target_class)`` records a validated answer.
     """
     limit = config.max_pixels if config.max_pixels is not None else net.n_inputs
-    best = _direct_upper_bound(net, x, label, candidates, config, result)
+    best = _direct_upper_bound(net, x, label, candidates, config, result, work)
     if best is not None:
         accept(result, best[1], best[0])
         limit = int(np.count_nonzero(best[1] - x)) - 1
@@ -42,11 +43,13 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
         for target_class, conj in candidates:
             result.tried += 1
             try:
-                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), result.times)
+                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), work)
             except StageFailure as failure:
                 if failure.status != Status.INFEASIBLE.value:
                     proved = False
                     result.reason = f"target {target_class}, {budget} inputs: {failure.status}"
+                    if failure.stage == "budget":
+                        return _verdict(result, False, config)
                 continue
             problem = validate(net, x, x_adv, label, config.linf, budget)
             if problem:
@@ -58,11 +61,11 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     return _verdict(result, proved, config)
 
 
-def _direct_upper_bound(net, x, label, candidates, config, result):
+def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):
     """The first validated ``direct`` answer over the candidates, as (target, x_adv)."""
     for target_class, conj in candidates:
         try:
-            x_adv = direct(net, x, conj, config, result.times)
+            x_adv = direct(net, x, conj, config, work)
         except StageFailure:
             continue
         if not validate(net, x, x_adv, label, config.linf, config.max_pixels):
@@ -83,15 +86,16 @@ def _verdict(result: AttackResult, proved: bool, config: AttackConfig) -> Attack
     return result
 
 
-def _exact_milp(net, x, conj, config: AttackConfig, times: dict) -> np.ndarray:
+def _exact_milp(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
     t0 = time.perf_counter()
     problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1")
     options = PassOptions(phase_fixing=None, sign_pruning=False,
                           relaxation=config.passes.relaxation)
-    solved = solve_query(problem, config.backend, options, config.time_limit,
+    solved = solve_query(problem, config.backend, options, work.time_limit(),
                          query_s=time.perf_counter() - t0)
-    times["compile_s"] += solved.compile_s + solved.result.build_s
-    times["solve_s"] += solved.result.solve_s
+    work.compile_s += solved.compile_s + solved.result.build_s
+    work.solve_s += solved.result.solve_s
+    work.saw(solved.status)
     if solved.x is None:
         raise StageFailure("exact MILP", solved.status.value, solved.result.message)
     return adversarial_input(net, x, decoder.decode(solved.x))

@@ -17,6 +17,7 @@ import numpy as np
 from attacks.config import AttackConfig
 from attacks.result import StageFailure
 from attacks.solving import solve_query
+from attacks.work import Work
 from backends.base import Status
 from compiler.analysis import bounds
 from compiler.analysis.knapsack import stronger_changes
@@ -25,27 +26,28 @@ from compiler.queries import Target, input_query
 from ir.property import Conjunction
 
 
-def recovery_changes(net, x, target: Target, config: AttackConfig, times: dict) -> Iterator[np.ndarray]:
+def recovery_changes(net, x, target: Target, config: AttackConfig, work: Work) -> Iterator[np.ndarray]:
     """Candidate inputs, best first, whose first neuron layer meets ``target``; raises
     StageFailure when there is none within the budget."""
     if sortable(target, config):
-        yield from closed_form_changes(net, net.prefix(1), x, x, target, config, times,
+        yield from closed_form_changes(net, net.prefix(1), x, x, target, config, work,
                                        "input recovery")
         return
     t0 = time.perf_counter()
     problem, decoder = input_query(net.prefix(1), x, target, config.linf, config.max_pixels)
-    solved = solve_query(problem, config.backend, config.passes, config.time_limit,
+    solved = solve_query(problem, config.backend, config.passes, work.time_limit(),
                          query_s=time.perf_counter() - t0)
-    times["compile_s"] += solved.compile_s + solved.result.build_s
-    times["solve_s"] += solved.result.solve_s
+    work.compile_s += solved.compile_s + solved.result.build_s
+    work.solve_s += solved.result.solve_s
+    work.saw(solved.status)
     if solved.x is None:
         raise StageFailure("input recovery", solved.status.value, solved.result.message)
     yield adversarial_input(net, x, decoder.decode(solved.x))
 
 
-def mod2adv(net, x, target: Target, config: AttackConfig, times: dict) -> np.ndarray:
+def mod2adv(net, x, target: Target, config: AttackConfig, work: Work | None = None) -> np.ndarray:
     """The best input change for ``target`` (the first of ``recovery_changes``)."""
-    return next(recovery_changes(net, x, target, config, times))
+    return next(recovery_changes(net, x, target, config, work or Work(config.time_limit)))
 
 
 def first_holding(changes: Iterator[np.ndarray], holds) -> np.ndarray:
@@ -66,7 +68,7 @@ def sortable(target: Target, config: AttackConfig) -> bool:
 
 
 def closed_form_changes(net, affine, x, point, target: Conjunction, config: AttackConfig,
-                        times: dict, stage: str) -> Iterator[np.ndarray]:
+                        work: Work, stage: str) -> Iterator[np.ndarray]:
     """``affine`` is the network from the input to the target's layer, linearized at
     ``point``'s phases: one inequality on it is a cardinality knapsack over the inputs.
     Yields the fewest changed inputs, then (``recovery.push``) stronger pushes."""
@@ -84,17 +86,19 @@ def closed_form_changes(net, affine, x, point, target: Conjunction, config: Atta
     up, down = np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0)
     found = False
     for delta in stronger_changes(gain, need, up, down, config.max_pixels):
-        times["solve_s"] += time.perf_counter() - t0
+        work.solve_s += time.perf_counter() - t0
         found = True
         yield net.domain.clip(x + delta)
         if not config.recovery.push:
             return
+        work.check()
         t0 = time.perf_counter()
-    times["solve_s"] += time.perf_counter() - t0
+    work.solve_s += time.perf_counter() - t0
     if not found:
+        count = "any number of" if config.max_pixels is None else f"at most {config.max_pixels}"
         raise StageFailure(stage, Status.INFEASIBLE.value,
-                           f"no change of at most {config.max_pixels} inputs within L-inf "
-                           f"{config.linf} reaches the target (closed form)")
+                           f"no change of {count} inputs within L-inf {config.linf} reaches "
+                           "the target (closed form)")
 
 
 def adversarial_input(net, x, delta) -> np.ndarray:

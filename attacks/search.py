@@ -6,6 +6,11 @@ order (``attacks.dnc``, ``attacks.direct``); each answer counts only after float
 validation on the ORIGINAL network (inside the domain, the L-inf and pixel budgets,
 misclassified), and is then shrunk (``attacks.shrink``).  ``exact`` runs its own iterative
 deepening (``attacks.exact``).
+
+A failure says what stopped the search: ``time_limit`` when any solver call hit its limit or
+the attack's budget (``AttackConfig.budget``) ran out, ``error`` when a solver failed, else
+the status of the last stage that found nothing (a heuristic's failure proves nothing; only
+``exact`` says ``infeasible``, and only with every sub-problem proved).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from attacks.exact import exact_attack
 from attacks.result import AttackResult, StageFailure
 from attacks.shrink import shrink
 from attacks.validate import validate
+from attacks.work import Work
 from ir.property import ArgmaxIsNot, targeted_candidates
 
 SEARCHES = {"dnc": dnc_search, "direct": direct_search}
@@ -26,16 +32,26 @@ SEARCHES = {"dnc": dnc_search, "direct": direct_search}
 def attack(net, x: np.ndarray, label: int, config: AttackConfig = AttackConfig()) -> AttackResult:
     x = np.asarray(x, dtype=np.float64)
     result = AttackResult(False, int(label))
-    candidates = targeted_candidates(ArgmaxIsNot(int(label), config.margin), net(x))
+    work = Work(config.time_limit, config.budget)
+    try:
+        return _search(net, x, int(label), config, result, work)
+    finally:
+        result.times = work.times
+
+
+def _search(net, x, label, config, result, work) -> AttackResult:
+    candidates = targeted_candidates(ArgmaxIsNot(label, config.margin), net(x))
     if config.max_targets is not None:
         candidates = candidates[:config.max_targets]
     if config.strategy == "exact":
-        return exact_attack(net, x, label, candidates, config, result, _accepter(net))
+        return exact_attack(net, x, label, candidates, config, result, work, _accepter(net))
     for tier, target_class, conj, answer in SEARCHES[config.strategy](net, x, candidates, config,
-                                                                       result.times):
+                                                                       work):
         result.tried += 1
         if isinstance(answer, StageFailure):
             result.failed(answer.stage, answer.status, answer.reason)
+            if answer.stage == "budget":
+                break
             continue
         problem = validate(net, x, answer, label, config.linf, config.max_pixels)
         if problem:
@@ -48,6 +64,12 @@ def attack(net, x: np.ndarray, label: int, config: AttackConfig = AttackConfig()
         return result
     if not candidates:
         result.reason = "no candidate target class"
+    elif work.limits_hit:
+        result.status = "time_limit"
+        result.reason = (f"{result.stage}: {result.reason} ({work.limits_hit} solver call(s) "
+                         "stopped by a time limit)").lstrip(": ")
+    elif work.errors:
+        result.status = "error"
     return result
 
 

@@ -55,3 +55,18 @@ def test_linearized_milp_and_closed_form_direct_agree():
                 assert int(np.argmax(net(r.x_adv))) != y[i]
         found[method] = [r.success for r in results]
     assert found["sort"] == found["milp"] and sum(found["sort"]) >= 13
+
+
+@pytest.mark.parametrize("limits", [{"time_limit": 1e-9}, {"budget": 1e-9}])
+def test_a_time_limit_is_never_reported_as_infeasible(limits):
+    """With every solver call (or the whole attack) out of time, a failed image says
+    time_limit; the same image succeeds without the limit."""
+    from conftest import MNIST_6X50
+    net = load_shared_network(MNIST_6X50)
+    x, y = load_mnist()
+    assert attack(net, x[0], int(y[0]), AttackConfig()).success
+    for strategy in ("dnc", "exact"):
+        result = attack(net, x[0], int(y[0]), AttackConfig(strategy=strategy, max_pixels=15,
+                                                          **limits))
+        assert not result.success
+        assert result.status == "time_limit", (strategy, result.status, result.reason)

@@ -1,0 +1,50 @@
+"""What one attack spends and what stopped it: compile and solve seconds, the solver calls
+that hit a limit or failed, and the wall-clock budget of the whole attack.
+
+Every solver call of a strategy asks ``time_limit()`` for its limit (the per-call limit cut
+to what the budget leaves) and reports its status to ``saw``; a strategy that found nothing
+then says ``time_limit`` rather than anything that sounds like a proof.
+"""
+from __future__ import annotations
+
+import time
+
+from attacks.result import StageFailure
+from backends.base import Status
+
+
+class Work:
+    def __init__(self, call_limit: float | None = None, budget: float | None = None):
+        self.compile_s = 0.0
+        self.solve_s = 0.0
+        self.call_limit = call_limit
+        self.budget = budget
+        self.deadline = None if budget is None else time.perf_counter() + budget
+        self.limits_hit = 0      # calls stopped by a limit (with or without a solution)
+        self.errors = 0          # calls that ended in a solver error
+
+    def time_limit(self) -> float | None:
+        """Seconds the next solver call may take; StageFailure when the budget is spent."""
+        self.check()
+        if self.deadline is None:
+            return self.call_limit
+        left = self.deadline - time.perf_counter()
+        return left if self.call_limit is None else min(self.call_limit, left)
+
+    def check(self) -> None:
+        """StageFailure(time_limit) once the attack's wall-clock budget is spent."""
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.limits_hit += 1
+            raise StageFailure("budget", Status.TIME_LIMIT.value,
+                               f"the attack's budget of {self.budget:g} s is spent")
+
+    def saw(self, status: Status) -> None:
+        """Count a solver call's status: a limit (FEASIBLE or TIME_LIMIT) or an error."""
+        if status in (Status.FEASIBLE, Status.TIME_LIMIT):
+            self.limits_hit += 1
+        elif status == Status.ERROR:
+            self.errors += 1
+
+    @property
+    def times(self) -> dict:
+        return {"compile_s": self.compile_s, "solve_s": self.solve_s}
