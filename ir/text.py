@@ -15,20 +15,47 @@ The grammar is ``network.lark`` (beside this file); a sample::
       weight @W2
       bias @b2
 
+and the statements of the other layer kinds (``ir.layers``), which need version 2::
+
+    conv2d 1: (28, 28, 1) -> (28, 28, 16) stride (1, 1) pad (1, 1, 1, 1) layout NHWC
+      weight @W1
+      bias @b1
+    maxpool2d kernel (2, 2) stride (2, 2) pad (0, 0, 0, 0) layout NHWC
+    avgpool2d kernel (3, 3) stride (2, 2) pad (0, 0, 1, 1) count_include_pad false layout NCHW
+    pad2d (1, 0, 2, 1) layout NHWC
+    reshape (784)
+    transpose (2, 0, 1)
+    scale
+      mul @mul3
+      add @add3
+
 Contract:
 
-* ``linear k: n_in -> n_out`` heads edge-layer ``k`` (numbered from 1); its weight has shape
-  ``(n_out, n_in)`` (row ``j`` holds the weights into target neuron ``j``, as in
-  ``ir.network``) and its bias ``(n_out,)``.  A ``relu`` line after it means a ReLU follows.
+* One statement per layer of ``Network.layers``, in order.  The version line is
+  ``netpatch-ir 1`` when every layer is linear or relu (the text is then exactly the version 1
+  form), else ``netpatch-ir 2``; the reader takes both and refuses the other statements in a
+  version 1 file.
+* ``linear k: n_in -> n_out`` and ``conv2d k: in_shape -> out_shape`` carry the number ``k``
+  of the edge-layer they belong to (``Network.edges``, numbered from 1), checked on reading,
+  as are the declared sizes and shapes.  A linear weight has shape ``(n_out, n_in)`` (row
+  ``j`` holds the weights into target neuron ``j``), its bias ``(n_out,)``.  A conv2d weight
+  has shape ``(c_out, c_in, kh, kw)``, its bias ``(c_out,)``; ``pad`` is ``(top, left,
+  bottom, right)``; ``layout`` is ``NHWC`` or ``NCHW`` (``ir.layers`` states the conventions).
+  ``scale`` holds one ``mul`` and one ``add`` value per tensor value.
 * ``domain box [lo, hi]`` when every input has the same bounds, otherwise per input
   ``domain lower [...] upper [...]``.
 * Numbers are printed with ``repr(float(v))`` (the shortest text that reads back to the same
-  float64) and read with ``float()``, so weights round-trip bit for bit.
+  float64) and read with ``float()``, so arrays round-trip bit for bit.  A 4-D weight is
+  printed inline as nested lists, one innermost row per line.
 * An array with more than ``inline_limit`` values is printed as a reference ``@name``
-  (``W<k>``, ``b<k>``, ``lower``, ``upper``) and handed over in a dict; a file written by
-  ``dump_nnir`` keeps those arrays in an ``.npz`` beside it, named by its ``arrays "..."`` line.
+  (``W<k>``, ``b<k>`` for linear and conv2d, ``mul<k>``, ``add<k>`` for scale, ``k`` the
+  edge-layer; ``_2``, ``_3``, ... when an edge-layer holds several such layers; ``lower``,
+  ``upper``) and handed over in a dict; a file written by ``dump_nnir`` keeps those arrays
+  in an ``.npz`` beside it, named by its ``arrays "..."`` line.
+* ``Network.notes`` are not part of the text.
 * The printer is deterministic and ``format_network(parse_network(t)) == t`` for its output.
-* Every error is an ``common.errors.ParseError`` with line, column and a caret.
+* Every error is an ``common.errors.ParseError`` with line, column and a caret, at the
+  statement (or the value in it) at fault.
 """
 from __future__ import annotations
 
@@ -37,6 +64,7 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +73,15 @@ from lark.exceptions import VisitError
 from lark.lexer import PatternStr
 
 from common.errors import NetworkError, ParseError
-from ir.network import Domain, Linear, Network, ReLU
+from ir.layers import (LAYOUTS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D, ReLU,
+                       Reshape, Scale, Transpose, kind)
+from ir.network import Domain, Network
 
-FORMAT_VERSION = "1"
 MAGIC = "netpatch-ir"
+DENSE_VERSION = "1"   # linear and relu layers only
+FULL_VERSION = "2"    # every layer kind of ir.layers
+VERSIONS = (DENSE_VERSION, FULL_VERSION)
+DENSE_KINDS = (Linear, ReLU)
 
 # inf and nan are not numbers in the grammar; an error at one says why.
 _NON_FINITE = re.compile(r"[+-]?(inf(inity)?|nan)\b", re.IGNORECASE)
@@ -70,27 +103,87 @@ def format_network(net: Network, arrays: dict | None = None, inline_limit: int =
     printed only when some array is external).
     """
     out = _ArrayPrinter(arrays, inline_limit)
+    edge_of = edge_indices(net)
     body = []
-    for edge in net.edges:
-        w = edge.linear.weight
-        body.append(f"linear {edge.index}: {w.shape[1]} -> {w.shape[0]}")
-        body.append("  weight " + out.matrix(f"W{edge.index}", w, indent=len("  weight ")))
-        body.append("  bias " + out.vector(f"b{edge.index}", edge.linear.bias))
-        if edge.relu:
-            body.append("relu")
-    shape = ", ".join(str(d) for d in net.input_shape)
-    head = [f"{MAGIC} {FORMAT_VERSION}", f"network {json.dumps(net.name)}",
-            f"input shape ({shape}) domain" + _format_domain(net.domain, out)]
+    for position, layer in enumerate(net.layers):
+        in_shape, out_shape = net.shapes[position], net.shapes[position + 1]
+        body += _STATEMENT_PRINTERS[type(layer)](layer, edge_of.get(position), in_shape,
+                                                 out_shape, out)
+    version = DENSE_VERSION if all(isinstance(layer, DENSE_KINDS) for layer in net.layers) \
+        else FULL_VERSION
+    head = [f"{MAGIC} {version}", f"network {json.dumps(net.name)}",
+            f"input shape {_ints(net.input_shape)} domain" + _format_domain(net.domain, out)]
     if out.external and array_file is not None:
         head.append(f"arrays {json.dumps(array_file)}")
     return "\n".join(head + body) + "\n"
+
+
+def edge_indices(net: Network) -> dict[int, int]:
+    """``position in net.layers -> edge-layer index`` (1-based) of every layer in an edge-layer
+    (a trailing run of reshapes belongs to none)."""
+    return {position: edge.index for edge in net.edges for position in range(*edge.span)}
+
+
+# Statement printers, one per layer kind: (layer, its edge-layer k, input shape, output shape,
+# array printer) -> the statement's lines.
+
+def _linear_statement(layer: Linear, k, in_shape, out_shape, out: "_ArrayPrinter") -> list[str]:
+    return [f"linear {k}: {layer.n_in} -> {layer.n_out}",
+            "  weight " + out.nested(f"W{k}", layer.weight, indent=len("  weight ")),
+            "  bias " + out.nested(f"b{k}", layer.bias)]
+
+
+def _relu_statement(layer: ReLU, k, in_shape, out_shape, out) -> list[str]:
+    return ["relu"]
+
+
+def _conv2d_statement(layer: Conv2D, k, in_shape, out_shape, out: "_ArrayPrinter") -> list[str]:
+    return [f"conv2d {k}: {_ints(in_shape)} -> {_ints(out_shape)} stride {_ints(layer.stride)} "
+            f"pad {_ints(layer.padding)} layout {layer.layout}",
+            "  weight " + out.nested(f"W{k}", layer.weight, indent=len("  weight ")),
+            "  bias " + out.nested(f"b{k}", layer.bias)]
+
+
+def _pool_statement(layer: MaxPool2D | AvgPool2D, k, in_shape, out_shape, out) -> list[str]:
+    count = (f" count_include_pad {'true' if layer.count_include_pad else 'false'}"
+             if isinstance(layer, AvgPool2D) else "")
+    return [f"{kind(layer)} kernel {_ints(layer.kernel)} stride {_ints(layer.stride)} "
+            f"pad {_ints(layer.padding)}{count} layout {layer.layout}"]
+
+
+def _pad2d_statement(layer: Pad2D, k, in_shape, out_shape, out) -> list[str]:
+    return [f"pad2d {_ints(layer.padding)} layout {layer.layout}"]
+
+
+def _reshape_statement(layer: Reshape, k, in_shape, out_shape, out) -> list[str]:
+    return [f"reshape {_ints(layer.shape)}"]
+
+
+def _transpose_statement(layer: Transpose, k, in_shape, out_shape, out) -> list[str]:
+    return [f"transpose {_ints(layer.perm)}"]
+
+
+def _scale_statement(layer: Scale, k, in_shape, out_shape, out: "_ArrayPrinter") -> list[str]:
+    return ["scale", "  mul " + out.nested(f"mul{k}", layer.mul),
+            "  add " + out.nested(f"add{k}", layer.add)]
+
+
+_STATEMENT_PRINTERS = {Linear: _linear_statement, ReLU: _relu_statement,
+                       Conv2D: _conv2d_statement, MaxPool2D: _pool_statement,
+                       AvgPool2D: _pool_statement, Pad2D: _pad2d_statement,
+                       Reshape: _reshape_statement, Transpose: _transpose_statement,
+                       Scale: _scale_statement}
+
+
+def _ints(values) -> str:
+    return "(" + ", ".join(str(int(v)) for v in values) + ")"
 
 
 def _format_domain(domain: Domain, out: "_ArrayPrinter") -> str:
     lo, hi = domain.lower, domain.upper
     if _all_same_bits(lo) and _all_same_bits(hi):
         return f" box [{_number(lo[0])}, {_number(hi[0])}]"
-    return f"\n  lower {out.vector('lower', lo)}\n  upper {out.vector('upper', hi)}"
+    return f"\n  lower {out.nested('lower', lo)}\n  upper {out.nested('upper', hi)}"
 
 
 def _all_same_bits(values: np.ndarray) -> bool:
@@ -104,31 +197,37 @@ def _number(value: float) -> str:
 
 
 class _ArrayPrinter:
-    """Prints arrays inline, or as ``@name`` references collected into ``arrays``."""
+    """Prints arrays inline, or as ``@name`` references collected into ``arrays``; a name
+    already given to an earlier array (inline or not) gets ``_2``, ``_3``, ..."""
 
     def __init__(self, arrays: dict | None, inline_limit: int):
         self.arrays, self.inline_limit = arrays, inline_limit
         self.external = False
+        self.used: set[str] = set()
 
     def _reference(self, name: str, values: np.ndarray) -> str | None:
+        unique, n = name, 1
+        while unique in self.used:      # inline arrays claim their names too: stable names
+            n += 1
+            unique = f"{name}_{n}"
+        self.used.add(unique)
         if self.arrays is None or values.size <= self.inline_limit:
             return None
-        self.arrays[name] = values
+        self.arrays[unique] = values
         self.external = True
-        return "@" + name
+        return "@" + unique
 
-    def vector(self, name: str, values: np.ndarray) -> str:
-        return self._reference(name, values) or _vector_text(values)
-
-    def matrix(self, name: str, values: np.ndarray, indent: int) -> str:
-        reference = self._reference(name, values)
-        if reference:
-            return reference
-        return "[" + (",\n" + " " * (indent + 1)).join(_vector_text(row) for row in values) + "]"
+    def nested(self, name: str, values: np.ndarray, indent: int = 0) -> str:
+        """A vector on one line; an array of more axes one innermost row per line, aligned
+        under the opening brackets that start at column ``indent``."""
+        return self._reference(name, values) or _nested_text(values, indent)
 
 
-def _vector_text(values: np.ndarray) -> str:
-    return "[" + ", ".join(_number(v) for v in values) + "]"
+def _nested_text(values: np.ndarray, indent: int) -> str:
+    if values.ndim == 1:
+        return "[" + ", ".join(_number(v) for v in values) + "]"
+    separator = ",\n" + " " * (indent + 1)
+    return "[" + separator.join(_nested_text(sub, indent + 1) for sub in values) + "]"
 
 
 # ---- parser -----------------------------------------------------------------------------
@@ -263,13 +362,54 @@ def _whole_number(token: Token, what: str, text: str, source: str) -> int:
     return int(token)
 
 
+@dataclass(frozen=True)
+class _Array:
+    """An array of the text (inline or ``@name``) and where it starts."""
+
+    values: np.ndarray
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class _Nested:
+    """A nested literal ``[[...], ...]`` read so far: its shape, its numbers in row-major
+    order, and where it starts."""
+
+    shape: tuple[int, ...]
+    numbers: list[Token]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class _Ints:
+    """A parenthesized list of numbers ``(a, b, ...)`` (not yet checked) and where it starts."""
+
+    tokens: list[Token]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """One layer statement: the layer, where it starts, its keyword, its edge-layer number
+    (``linear``, ``conv2d``) and, for ``conv2d``, its declared input and output shapes."""
+
+    layer: Layer
+    line: int
+    column: int
+    keyword: str
+    number: Token | None = None
+    declared: tuple[tuple[str, tuple[int, ...], _Ints], ...] = ()
+
+
 class _NetworkBuilder(Transformer):
     """Parse tree -> ``ir.network`` nodes; checks what the tree alone cannot."""
 
     def __init__(self, text: str, source: str, arrays: Mapping[str, np.ndarray] | None):
         super().__init__()
         self.text, self.source, self.arrays = text, source, arrays
-        self.linear_lines: list[tuple[int, int]] = []  # (line, column) of each `linear`
         self.input_at: tuple[int, int] | None = None  # (line, column) of `input`
 
     def error(self, message: str, line: int, column: int) -> ParseError:
@@ -287,8 +427,9 @@ class _NetworkBuilder(Transformer):
                                 tokens[overflow[0]])
         return values
 
-    def vector(self, tokens):
-        return self.floats(tokens)
+    @v_args(meta=True)
+    def vector(self, meta, tokens):
+        return _Array(self.floats(tokens), meta.line, meta.column)
 
     def row(self, tokens):
         return tokens
@@ -301,7 +442,20 @@ class _NetworkBuilder(Transformer):
                 raise self.error(f"row {i} has {len(row)} values, row 1 has {len(rows[0])}",
                                  line, column)
         width = len(rows[0]) if rows else 0
-        return self.floats([t for row in rows for t in row]).reshape(len(rows), width)
+        values = self.floats([t for row in rows for t in row]).reshape(len(rows), width)
+        return _Array(values, meta.line, meta.column)
+
+    @v_args(meta=True)
+    def tensor(self, meta, items):
+        """Numbers only, or lists of one shape only (checked here, innermost first)."""
+        for i, item in enumerate(items[1:], start=2):
+            if _describe_item(item) != _describe_item(items[0]):
+                raise self.error(f"ragged array: item {i} is {_describe_item(item)}, item 1 is "
+                                 f"{_describe_item(items[0])}", item.line, item.column)
+        if not items or isinstance(items[0], Token):
+            return _Nested((len(items),), list(items), meta.line, meta.column)
+        numbers = [number for item in items for number in item.numbers]
+        return _Nested((len(items), *items[0].shape), numbers, meta.line, meta.column)
 
     def ref(self, children):
         (token,) = children
@@ -313,16 +467,53 @@ class _NetworkBuilder(Transformer):
             held = ", ".join(sorted(self.arrays)) or "nothing"
             raise self.error_at(f"array @{name} not found; the arrays hold: {held}", token)
         try:
-            return np.asarray(self.arrays[name], dtype=np.float64)
+            values = np.asarray(self.arrays[name], dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise self.error_at(f"array @{name} is not numeric: {err}", token) from None
+        bad = np.argwhere(~np.isfinite(values))
+        if len(bad):
+            at = tuple(int(i) for i in bad[0])
+            raise self.error_at(f"array @{name} holds a non-finite value {values[at]} at {at}",
+                                token)
+        return _Array(values, token.line, token.column)
 
-    # ---- statements --------------------------------------------------------------------
+    def array(self, value) -> _Array:
+        """An inline nested literal or a reference, as an ``_Array``."""
+        if isinstance(value, _Nested):
+            values = self.floats(value.numbers).reshape(value.shape)
+            return _Array(values, value.line, value.column)
+        return value
+
+    @v_args(meta=True)
+    def ints(self, meta, tokens):
+        return _Ints(list(tokens), meta.line, meta.column)
+
+    def whole_numbers(self, ints: _Ints, what: str, statement: str, count: int | None = None,
+                      names: str = "") -> tuple[int, ...]:
+        """The numbers of ``(a, b, ...)``: ``count`` of them (named by ``names``), each a
+        whole number >= 0."""
+        if count is not None and len(ints.tokens) != count:
+            raise self.error(f"{statement}: {what} needs {count} values {names}, got "
+                             f"{len(ints.tokens)}", ints.line, ints.column)
+        for token in ints.tokens:
+            if not token.isdigit():
+                raise self.error_at(f"{statement}: {what} must hold whole numbers >= 0, got "
+                                    f"{token}", token)
+        return tuple(int(token) for token in ints.tokens)
+
+    def layout(self, token: Token, statement: str) -> str:
+        if token not in LAYOUTS:
+            raise self.error_at(f"{statement}: unknown layout {str(token)!r}; use "
+                                f"{' or '.join(LAYOUTS)}", token)
+        return str(token)
+
+    # ---- header ------------------------------------------------------------------------
     def version(self, children):
         _, number = children
-        if number != FORMAT_VERSION:
+        if number not in VERSIONS:
             raise self.error_at(f"unsupported version {number}; this reader knows "
-                                f"{MAGIC} {FORMAT_VERSION}", number)
+                                f"{' and '.join(f'{MAGIC} {v}' for v in VERSIONS)}", number)
+        return str(number)
 
     def network_name(self, children):
         return _string(children[0], self.text, self.source)
@@ -330,32 +521,29 @@ class _NetworkBuilder(Transformer):
     def array_file(self, children):
         return None  # read by load_nnir before the tree is built
 
-    def shape(self, tokens):
-        return tuple(_whole_number(t, "a dimension", self.text, self.source) for t in tokens)
-
     def box_domain(self, tokens):
         return self.floats(tokens)
 
     def bounds_domain(self, bounds):
-        return Domain(*bounds)
+        return Domain(*(bound.values for bound in bounds))
 
     @v_args(meta=True)
     def input(self, meta, children):
-        shape, domain = children
+        ints, domain = children
+        shape = tuple(_whole_number(t, "a dimension", self.text, self.source)
+                      for t in ints.tokens)
         self.input_at = (meta.line, meta.column)
         if not isinstance(domain, Domain):
             domain = Domain.box(int(np.prod(shape)), *domain)
         return shape, domain
 
+    # ---- layer statements --------------------------------------------------------------
     @v_args(meta=True)
     def linear(self, meta, children):
         index, n_in, n_out, weight, bias = children
+        weight, bias = weight.values, bias.values
         k, width_in, width_out = (_whole_number(t, "a layer count", self.text, self.source)
                                   for t in (index, n_in, n_out))
-        expected = len(self.linear_lines) + 1
-        if k != expected:
-            raise self.error_at(f"this is linear layer {expected}, but it is numbered {k}", index)
-        self.linear_lines.append((meta.line, meta.column))
         declared = f"linear {k} declares {width_in} -> {width_out}, so its"
         if weight.shape != (width_out, width_in):
             at = n_in if weight.ndim == 2 and weight.shape[0] == width_out else n_out
@@ -364,18 +552,139 @@ class _NetworkBuilder(Transformer):
         if bias.shape != (width_out,):
             raise self.error_at(f"{declared} bias must have shape ({width_out},), but it has shape "
                                 f"{bias.shape}", n_out)
-        return Linear(weight, bias)
+        return _Statement(Linear(weight, bias), meta.line, meta.column, "linear", index)
 
-    def relu(self, _):
-        return ReLU()
+    @v_args(meta=True)
+    def relu(self, meta, _):
+        return _Statement(ReLU(), meta.line, meta.column, "relu")
 
+    @v_args(meta=True)
+    def conv2d(self, meta, children):
+        index, in_ints, out_ints, stride, pad, layout, weight, bias = children
+        k = _whole_number(index, "a layer count", self.text, self.source)
+        name = f"conv2d {k}"
+        layout = self.layout(layout, name)
+        in_shape = self.whole_numbers(in_ints, "input shape", name, 3, _IMAGE_AXES[layout])
+        out_shape = self.whole_numbers(out_ints, "output shape", name, 3, _IMAGE_AXES[layout])
+        stride = self.whole_numbers(stride, "stride", name, 2, "(height, width)")
+        pad = self.whole_numbers(pad, "pad", name, 4, "(top, left, bottom, right)")
+        weight = self.array(weight)
+        if weight.values.ndim != 4:
+            raise self.error(f"{name}: weight must be 4-D (c_out, c_in, kh, kw), but it has shape "
+                             f"{weight.values.shape}", weight.line, weight.column)
+        channel = -1 if layout == "NHWC" else 0
+        c_out, c_in = weight.values.shape[:2]
+        for declared, ints, found, what in ((in_shape, in_ints, c_in, "input"),
+                                            (out_shape, out_ints, c_out, "output")):
+            if declared[channel] != found:
+                raise self.error(f"{name} declares {declared[channel]} {what} channels (shape "
+                                 f"{declared}, layout {layout}), but its weight has shape "
+                                 f"{weight.values.shape} (c_out, c_in, kh, kw)",
+                                 ints.line, ints.column)
+        if bias.values.shape != (c_out,):
+            raise self.error(f"{name}: bias must have shape ({c_out},) (c_out), but it has shape "
+                             f"{bias.values.shape}", bias.line, bias.column)
+        layer = Conv2D(weight.values, bias.values, stride, pad, layout)
+        return _Statement(layer, meta.line, meta.column, "conv2d", index,
+                          (("input", in_shape, in_ints), ("output", out_shape, out_ints)))
+
+    def pool_geometry(self, name: str, kernel, stride, pad, layout):
+        return (self.whole_numbers(kernel, "kernel", name, 2, "(height, width)"),
+                self.whole_numbers(stride, "stride", name, 2, "(height, width)"),
+                self.whole_numbers(pad, "pad", name, 4, "(top, left, bottom, right)"),
+                self.layout(layout, name))
+
+    @v_args(meta=True)
+    def maxpool2d(self, meta, children):
+        layer = MaxPool2D(*self.pool_geometry("maxpool2d", *children))
+        return _Statement(layer, meta.line, meta.column, "maxpool2d")
+
+    @v_args(meta=True)
+    def avgpool2d(self, meta, children):
+        kernel, stride, pad, count, layout = children
+        if count not in ("true", "false"):
+            raise self.error_at(f"avgpool2d: count_include_pad must be true or false, got "
+                                f"{str(count)!r}", count)
+        layer = AvgPool2D(*self.pool_geometry("avgpool2d", kernel, stride, pad, layout),
+                          count_include_pad=count == "true")
+        return _Statement(layer, meta.line, meta.column, "avgpool2d")
+
+    @v_args(meta=True)
+    def pad2d(self, meta, children):
+        pad, layout = children
+        layer = Pad2D(self.whole_numbers(pad, "pad", "pad2d", 4, "(top, left, bottom, right)"),
+                      self.layout(layout, "pad2d"))
+        return _Statement(layer, meta.line, meta.column, "pad2d")
+
+    @v_args(meta=True)
+    def reshape(self, meta, children):
+        layer = Reshape(self.whole_numbers(children[0], "shape", "reshape"))
+        return _Statement(layer, meta.line, meta.column, "reshape")
+
+    @v_args(meta=True)
+    def transpose(self, meta, children):
+        layer = Transpose(self.whole_numbers(children[0], "perm", "transpose"))
+        return _Statement(layer, meta.line, meta.column, "transpose")
+
+    @v_args(meta=True)
+    def scale(self, meta, children):
+        for what, array in zip(("mul", "add"), children):
+            if array.values.ndim != 1:
+                raise self.error(f"scale: {what} must be 1-D (one value per tensor value), but "
+                                 f"it has shape {array.values.shape}", array.line, array.column)
+        mul, add = children
+        return _Statement(Scale(mul.values, add.values), meta.line, meta.column, "scale")
+
+    # ---- the whole network -------------------------------------------------------------
     def start(self, children):
-        name = children[1]
-        shape, domain = children[2]
-        layers = tuple(c for c in children[3:] if isinstance(c, (Linear, ReLU)))
+        version, name, (shape, domain) = children[:3]
+        statements = [c for c in children[3:] if isinstance(c, _Statement)]
+        if version == DENSE_VERSION:
+            for statement in statements:
+                if not isinstance(statement.layer, DENSE_KINDS):
+                    raise self.error(f"{statement.keyword} needs {MAGIC} {FULL_VERSION}: version "
+                                     f"{DENSE_VERSION} holds linear and relu layers only",
+                                     statement.line, statement.column)
         try:
-            return Network(layers, domain, shape, name)
+            net = Network(tuple(s.layer for s in statements), domain, shape, name)
         except NetworkError as err:
-            line, column = self.linear_lines[err.layer - 1] if err.layer else self.input_at
-            raise self.error(str(err), line, column) from None
+            raise self.error(str(err), *self.blame(err, statements)) from None
+        self.check_numbers(net, statements)
+        self.check_declared_shapes(net, statements)
+        return net
 
+    def blame(self, err: NetworkError, statements: list[_Statement]) -> tuple[int, int]:
+        """Where a NetworkError points: the statement of the layer at fault (``position``, or
+        for a dense layer its count), else the ``input`` line."""
+        if err.position is not None and 0 <= err.position < len(statements):
+            statement = statements[err.position]
+            return statement.line, statement.column
+        dense = [s for s in statements if isinstance(s.layer, Linear)]
+        if err.layer is not None and 0 < err.layer <= len(dense):
+            return dense[err.layer - 1].line, dense[err.layer - 1].column
+        return self.input_at
+
+    def check_numbers(self, net: Network, statements: list[_Statement]) -> None:
+        edge_of = edge_indices(net)
+        for position, statement in enumerate(statements):
+            if statement.number is not None and int(statement.number) != edge_of[position]:
+                raise self.error_at(f"this {statement.keyword} belongs to edge-layer "
+                                    f"{edge_of[position]}, but it is numbered "
+                                    f"{statement.number}", statement.number)
+
+    def check_declared_shapes(self, net: Network, statements: list[_Statement]) -> None:
+        for position, statement in enumerate(statements):
+            actual = dict(input=net.shapes[position], output=net.shapes[position + 1])
+            for what, declared, ints in statement.declared:
+                if declared != actual[what]:
+                    source = "the layer before gives" if what == "input" else "it computes"
+                    raise self.error(f"{statement.keyword} {statement.number} declares {what} "
+                                     f"shape {declared}, but {source} {actual[what]}",
+                                     ints.line, ints.column)
+
+
+def _describe_item(item: Token | _Nested) -> str:
+    return "a number" if isinstance(item, Token) else f"a list of shape {item.shape}"
+
+
+_IMAGE_AXES = {"NHWC": "(height, width, channels)", "NCHW": "(channels, height, width)"}
