@@ -1,0 +1,413 @@
+"""Bounds analyses (compiler.analysis.bounds, symbolic, lp_bounds) and input sets: exact
+concretization against brute force, hand-derived bounds on the paper's network, and soundness
+against 10,000 sampled points per network and set (corners and extreme sparse changes
+included)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from compiler.analysis.bounds import (budget_first_layer, input_box, layer_bounds, propagate)
+from compiler.analysis.input_sets import Box, SparseBox
+from frontends import load_network
+from frontends.data import load_dataset
+from ir.layers import apply_affine
+from ir.network import Conv2D, Domain, Linear, MaxPool2D, Network, ReLU, Reshape
+
+METHODS = ("interval", "symbolic", "lp")
+SAMPLES = 10_000
+
+
+def slack(bound: np.ndarray) -> np.ndarray:
+    """Float64 rounding of the simulation and of the bounds, far below any real error."""
+    return 1e-9 * (1.0 + np.abs(bound))
+
+
+def assert_inside(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, what: str) -> None:
+    below = values < lower - slack(lower)
+    above = values > upper + slack(upper)
+    assert not below.any() and not above.any(), (
+        f"{what}: {int(below.sum())} values below and {int(above.sum())} above their bounds")
+
+
+def assert_nested(inner, outer, what: str) -> None:
+    for k in outer.lower:
+        assert np.all(inner.lower[k] >= outer.lower[k] - 1e-9), (what, k)
+        assert np.all(inner.upper[k] <= outer.upper[k] + 1e-9), (what, k)
+
+
+def paper_network() -> Network:
+    """METHOD.md worked example 1 (rows are target neurons, no biases)."""
+    return Network((Linear([[1, 1], [-1, 2]], [0, 0]), ReLU(),
+                    Linear([[2, 3], [1, 1]], [0, 0]), ReLU(),
+                    Linear([[2, -8], [-4, 5]], [0, 0])), Domain.box(2))
+
+
+def small_cnn(seed: int = 0) -> Network:
+    """8x8x2 NHWC: Conv2D 4 3x3 'same' + ReLU + MaxPool 2x2 + Conv2D 3 3x3 'same' + ReLU +
+    Reshape + Linear 12 + ReLU + Linear 5 (sparse edge-layers 1-3, dense 4-5)."""
+    rng = np.random.default_rng(seed)
+    return Network((Conv2D(rng.normal(size=(4, 2, 3, 3)) * 0.5, rng.normal(size=4) * 0.1,
+                           (1, 1), (1, 1, 1, 1)), ReLU(), MaxPool2D((2, 2), (2, 2)),
+                    Conv2D(rng.normal(size=(3, 4, 3, 3)) * 0.3, rng.normal(size=3) * 0.1,
+                           (1, 1), (1, 1, 1, 1)), ReLU(), Reshape((48,)),
+                    Linear(rng.normal(size=(12, 48)) * 0.3, rng.normal(size=12) * 0.1), ReLU(),
+                    Linear(rng.normal(size=(5, 12)), np.zeros(5))),
+                   Domain.box(128), input_shape=(8, 8, 2), name="small_cnn")
+
+
+def dense_twin(net: Network) -> Network:
+    """The same function with every edge-layer's affine map as one dense ``Linear``."""
+    layers = []
+    for edge in net.edges:
+        weight = edge.linear.weight
+        layers.append(Linear(weight.toarray() if sp.issparse(weight) else weight, edge.linear.bias))
+        if edge.activation == "relu":
+            layers.append(ReLU())
+        elif edge.activation == "maxpool":
+            position = edge.span[1] - 1
+            layers += [Reshape(net.shapes[position]), net.layers[position], Reshape((edge.width,))]
+    return Network(tuple(layers), net.domain, name=net.name + "_dense")
+
+
+# ---- input sets --------------------------------------------------------------------------
+
+def brute_force_range(s: SparseBox, C: np.ndarray, d: np.ndarray):
+    """min/max of ``C x + d`` over every point with at most k coordinates at their ends (a
+    linear function over the box of a fixed support peaks at a corner)."""
+    values = [C @ s.center + d]
+    for size in range(1, s.k + 1):
+        for chosen in itertools.combinations(range(s.n), size):
+            for ends in itertools.product((0, 1), repeat=size):
+                x = s.center.copy()
+                for i, end in zip(chosen, ends):
+                    x[i] = s.upper[i] if end else s.lower[i]
+                values.append(C @ x + d)
+    values = np.array(values)
+    return values.min(axis=0), values.max(axis=0)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 6])
+def test_sparse_box_concretization_is_the_brute_force_range(k):
+    rng = np.random.default_rng(k)
+    n = 6
+    lower, upper = rng.uniform(-1, 0, n), rng.uniform(0, 1, n)
+    center = rng.uniform(lower, upper)
+    center[0], center[1] = lower[0], upper[1]            # no room down / up
+    C = rng.normal(size=(5, n)) * (rng.uniform(size=(5, n)) < 0.7)
+    d = rng.normal(size=5)
+    s = SparseBox(center, lower, upper, k)
+    expected = brute_force_range(s, C, d)
+    for matrix in (C, sp.csr_matrix(C)):
+        lo, hi = s.concretize(matrix, d)
+        np.testing.assert_allclose(lo, expected[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(hi, expected[1], rtol=0, atol=1e-12)
+
+
+def test_box_concretization_is_attained_at_corners():
+    rng = np.random.default_rng(1)
+    box = Box(rng.uniform(-1, 0, 4), rng.uniform(0, 1, 4))
+    C, d = rng.normal(size=(3, 4)), rng.normal(size=3)
+    corners = np.array([np.where(ends, box.upper, box.lower)
+                        for ends in itertools.product((False, True), repeat=4)])
+    values = corners @ C.T + d
+    for matrix in (C, sp.csr_matrix(C)):
+        lo, hi = box.concretize(matrix, d)
+        np.testing.assert_allclose(lo, values.min(axis=0), atol=1e-12)
+        np.testing.assert_allclose(hi, values.max(axis=0), atol=1e-12)
+
+
+def test_samples_lie_in_their_sets_and_reach_the_extremes():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=30)
+    s = SparseBox.around(x, 0.3, 4, Domain.box(30))
+    points = s.sample(600, rng)
+    changed = points != s.center
+    assert changed.sum(axis=1).max() == 4
+    assert np.all((points >= s.lower) & (points <= s.upper))
+    at_ends = (points == s.lower) | (points == s.upper)
+    assert np.any(np.all(at_ends | ~changed, axis=1) & (changed.sum(axis=1) == 4))
+    box = Box.around(x, 0.3, Domain.box(30))
+    points = box.sample(600, rng)
+    assert np.all((points >= box.lower) & (points <= box.upper))
+    assert np.any(np.all((points == box.lower) | (points == box.upper), axis=1))
+
+
+# ---- hand-checked bounds -----------------------------------------------------------------
+
+def test_paper_network_bounds_by_hand():
+    """The 2-2-2-2 network on the box [0, 1]^2.
+
+    Interval:
+      z1 = (x1 + x2, -x1 + 2 x2): [0, 2] and [-1, 2] (neuron 2 unstable)
+      a1 in [0, 2] x [0, 2];  z2 = (2 a11 + 3 a12, a11 + a12): [0, 10] and [0, 4]
+      a2 in [0, 10] x [0, 4]; z3 = (2 a21 - 8 a22, -4 a21 + 5 a22): [-32, 20] and [-40, 20]
+    Symbolic (neuron 12: l = -1, u = 2; upper chord 2/3 (z + 1); lower slope 1 as u > -l):
+      a11 = x1 + x2;  -x1 + 2 x2 <= a12 <= 2/3 (-x1 + 2 x2 + 1)
+      z21 <= 2 (x1 + x2) + 2 (-x1 + 2 x2 + 1) = 6 x2 + 2 -> 8
+      z21 >= 2 (x1 + x2) + 3 (-x1 + 2 x2) = -x1 + 8 x2 -> -1, interval 0 wins
+      z22 <= x1 + x2 + 2/3 (-x1 + 2 x2 + 1) = x1/3 + 7 x2/3 + 2/3 -> 10/3
+      z22 >= x1 + x2 - x1 + 2 x2 = 3 x2 -> 0
+      layer 2 is stable active, so z3 = W3 W2 a1 = (-4 a11 - 2 a12, -3 a11 - 7 a12):
+      z31 <= -4 (x1 + x2) - 2 (-x1 + 2 x2) = -2 x1 - 8 x2 -> 0
+      z31 >= -4 (x1 + x2) - 4/3 (-x1 + 2 x2 + 1) = -8/3 x1 - 20/3 x2 - 4/3 -> -32/3
+      z32 <= -3 (x1 + x2) - 7 (-x1 + 2 x2) = 4 x1 - 17 x2 -> 4
+      z32 >= -3 (x1 + x2) - 14/3 (-x1 + 2 x2 + 1) = 5/3 x1 - 37/3 x2 - 14/3 -> -17
+      (the interval step from the symbolic layer 2, [-80/3, 16] and [-32, 50/3], is looser)
+    LP: z32 <= 0 (a12 >= 0 in the triangle); the other bounds stay.
+    """
+    net, box = paper_network(), Box([0, 0], [1, 1])
+    interval = layer_bounds(net, box, "interval")
+    expected = {1: ([0, -1], [2, 2]), 2: ([0, 0], [10, 4]), 3: ([-32, -40], [20, 20])}
+    for k, (lo, hi) in expected.items():
+        np.testing.assert_allclose(interval.lower[k], lo, atol=1e-12)
+        np.testing.assert_allclose(interval.upper[k], hi, atol=1e-12)
+    symbolic = layer_bounds(net, box, "symbolic")
+    expected = {1: ([0, -1], [2, 2]), 2: ([0, 0], [8, 10 / 3]), 3: ([-32 / 3, -17], [0, 4])}
+    for k, (lo, hi) in expected.items():
+        np.testing.assert_allclose(symbolic.lower[k], lo, atol=1e-12)
+        np.testing.assert_allclose(symbolic.upper[k], hi, atol=1e-12)
+    assert interval.unstable == symbolic.unstable == {1: 1, 2: 0, 3: 0}
+    lp = layer_bounds(net, box, "lp")
+    np.testing.assert_allclose(lp.lower[3], [-32 / 3, -17], atol=1e-5)
+    np.testing.assert_allclose(lp.upper[3], [0, 0], atol=1e-5)
+    assert np.all(lp.lower[3] <= [-32 / 3, -17]) and np.all(lp.upper[3] >= 0)
+    assert lp.lp_solved == {2: 0, 3: 4}
+
+
+def test_lp_uses_the_pixel_budget_on_the_paper_network():
+    """One of x = (0.5, 0.5) changes, within [0, 1]: z1 = (x1 + x2, -x1 + 2 x2) has
+    z11 in [0.5, 1.5] (active) and z12 in [-0.5, 1.5] (unstable); layer 2 is active, so
+    z3 = (-4 a11 - 2 a12, -3 a11 - 7 a12).  In the LP z11 >= 0.5 and a12 >= 0, so
+    z31 <= -2 and z32 <= -1.5, both attained at x = (0.5, 0) (z12 = -0.5, a12 = 0).
+    Symbolic (lower slope 1 for a12, so a12 may go negative) only gets -1 and 2."""
+    s = SparseBox([0.5, 0.5], [0, 0], [1, 1], 1)
+    symbolic = layer_bounds(paper_network(), s, "symbolic")
+    lp = layer_bounds(paper_network(), s, "lp")
+    np.testing.assert_allclose(symbolic.upper[3], [-1, 2], atol=1e-12)
+    np.testing.assert_allclose(lp.upper[3], [-2, -1.5], atol=1e-6)
+    assert np.all(lp.upper[3] >= [-2, -1.5])
+
+
+@pytest.mark.parametrize("k", [0, 2, 5, 40])
+def test_the_lp_encoding_of_a_set_attains_its_exact_range(k):
+    """The LP's input variables (lp_bounds module docstring) give the set's exact range for
+    a linear function: the convex hull, budget included."""
+    from compiler.analysis.lp_bounds import _Relaxation
+    rng = np.random.default_rng(k)
+    n = 30
+    x = rng.uniform(size=n)
+    x[:5] = 0.0                                       # no room down
+    sets = [SparseBox.around(x, 0.4, k, Domain.box(n)), Box.around(x, 0.4, Domain.box(n))]
+    C, d = rng.normal(size=(6, n)), rng.normal(size=6)
+    for s in sets:
+        model = _Relaxation(s, None)
+        E, e = model.entering
+        objective = sp.csr_matrix(C @ E)
+        lo, hi = s.concretize(C, d)
+        for j in range(len(C)):
+            row = objective.getrow(j)
+            low = model._minimize(row.indices, row.data) + C[j] @ e + d[j]
+            high = -model._minimize(row.indices, -row.data) + C[j] @ e + d[j]
+            assert low == pytest.approx(lo[j], abs=1e-7) and high == pytest.approx(hi[j], abs=1e-7)
+
+
+def test_max_pool_bounds_by_hand():
+    """x in [0, 1]^2; z1 = (x1, x1, x2, -10) as a 1x2x2 NHWC tensor, max-pooled 1x2 per
+    channel: m0 = max(x1, x2) (undecided), m1 = max(x1, -10) = x1 (decided); y = m0 - m1,
+    whose true range is [0, 1].
+    Interval: m0, m1 in [0, 1], so y in [-1, 1].
+    Symbolic: y <= (upper of m0: the constant 1) - (lower of m1: x1) -> 1;
+              y >= (lower of m0: x1, the first largest lower bound) - (upper of m1: x1) = 0.
+    """
+    net = Network((Linear([[1, 0], [1, 0], [0, 1], [0, 0]], [0, 0, 0, -10]), Reshape((1, 2, 2)),
+                   MaxPool2D((1, 2), (1, 2)), Reshape((2,)), Linear([[1, -1]], [0])),
+                  Domain.box(2))
+    box = Box([0, 0], [1, 1])
+    interval, symbolic, lp = (layer_bounds(net, box, m) for m in METHODS)
+    np.testing.assert_allclose(interval.lower[1], [0, 0, 0, -10], atol=1e-12)
+    np.testing.assert_allclose(interval.upper[1], [1, 1, 1, -10], atol=1e-12)
+    assert interval.undecided == symbolic.undecided == {1: 1, 2: 0}
+    assert (interval.lower[2][0], interval.upper[2][0]) == (-1, 1)
+    assert (symbolic.lower[2][0], symbolic.upper[2][0]) == (0, 1)
+    assert (lp.lower[2][0], lp.upper[2][0]) == (0, 1)
+    assert lp.lp_solved == {2: 2}
+
+
+def test_parallel_lower_slope_on_the_paper_network():
+    """alpha = u / (u - l) = 2/3 for neuron 12: z21 >= 2 (x1 + x2) + 2 (-x1 + 2 x2) = 6 x2
+    -> 0, z22 >= x1 + x2 + 2/3 (-x1 + 2 x2) = x1/3 + 7/3 x2 -> 0."""
+    bounds = layer_bounds(paper_network(), Box([0, 0], [1, 1]), "symbolic",
+                          relu_lower="parallel")
+    np.testing.assert_allclose(bounds.lower[2], [0, 0], atol=1e-12)
+    np.testing.assert_allclose(bounds.upper[2], [8, 10 / 3], atol=1e-12)
+
+
+# ---- agreement with the older helpers ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mnist(shared_data):
+    x, y = load_dataset(shared_data / "mnist" / "mnist_aigent_500.npz")
+    return {"x": x, "8-16": load_network(shared_data / "models" / "mnist_784-8-16-10.h5"),
+            "6x50": load_network(shared_data / "models" / "mnist_784-50x6-10.h5")}
+
+
+@pytest.mark.parametrize("max_pixels", [15, None])
+def test_budget_first_layer_is_the_sparse_box_and_interval_is_todays_propagation(mnist,
+                                                                               max_pixels):
+    net, x = mnist["8-16"], mnist["x"][0]
+    edge = net.edge(1)
+    lo_box, hi_box = input_box(x, net.domain.lower, net.domain.upper, 1.0)
+    old = budget_first_layer(edge.linear.weight, edge.linear.bias, x, lo_box, hi_box, max_pixels)
+    s = (SparseBox(x, lo_box, hi_box, max_pixels) if max_pixels is not None
+         else Box(lo_box, hi_box))
+    new = s.concretize(edge.linear.weight, edge.linear.bias)
+    np.testing.assert_allclose(new[0], old[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(new[1], old[1], rtol=1e-12, atol=1e-12)
+    lows, highs = propagate(net, 1, *old)
+    bounds = layer_bounds(net, s, "interval")
+    for k in bounds.lower:
+        np.testing.assert_allclose(bounds.lower[k], lows[k - 1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(bounds.upper[k], highs[k - 1], rtol=1e-12, atol=1e-12)
+
+
+# ---- soundness ---------------------------------------------------------------------------
+
+def check_sound(net: Network, s, rng, methods=METHODS):
+    results = {m: layer_bounds(net, s, m) for m in methods}
+    trace = net.simulate(s.sample(SAMPLES, rng))
+    for method, bounds in results.items():
+        for k in bounds.lower:
+            assert_inside(trace.pre[k], bounds.lower[k], bounds.upper[k],
+                          f"{net.name} {type(s).__name__} {method} layer {k}")
+    if "symbolic" in results:
+        assert_nested(results["symbolic"], results["interval"], "symbolic in interval")
+    if "lp" in results:
+        assert_nested(results["lp"], results["symbolic"], "lp in symbolic")
+    return results
+
+
+@pytest.mark.parametrize("name", ["8-16", "6x50"])
+def test_sound_on_mnist(mnist, name):
+    """Every method on two images per set; the 6x50 network gets small sets (its LP stage
+    for the 15-pixel set at L-inf 1 takes ~20 s: that set is checked without LP)."""
+    net, rng = mnist[name], np.random.default_rng(7)
+    radius, pixels = (0.02, (1.0, 15)) if name == "8-16" else (0.005, (0.1, 3))
+    for i in (0, 1):
+        x = mnist["x"][i]
+        check_sound(net, Box.around(x, radius, net.domain), rng)
+        results = check_sound(net, SparseBox.around(x, pixels[0], pixels[1], net.domain), rng)
+        assert sum(results["lp"].lp_solved.values()) > 0
+    check_sound(net, SparseBox.around(mnist["x"][2], 1.0, 15, net.domain), rng,
+                ("interval", "symbolic"))
+
+
+def test_sound_on_acas_xu(shared_data):
+    folder = shared_data / "acasxu"
+    net = load_network(folder / "ACASXU_2_9.json")
+    x = np.loadtxt(folder / "inputs.csv", delimiter=",")[0]
+    rng = np.random.default_rng(9)
+    box = Box(x - 0.025, x + 0.025)
+    results = check_sound(net, box, rng)
+    assert results["symbolic"].unstable[1] + results["interval"].unstable[2] > 0
+    check_sound(net, SparseBox(x, box.lower, box.upper, 2), rng)
+
+
+def test_sound_on_a_small_cnn_and_the_network_is_left_unchanged():
+    net = small_cnn()
+    weights = [e.linear.weight.copy() for e in net.edges]
+    rng = np.random.default_rng(10)
+    x = rng.uniform(size=net.n_inputs)
+    results = check_sound(net, Box.around(x, 0.1, net.domain), rng)
+    assert results["symbolic"].undecided[2] > 0 and results["symbolic"].unstable[1] > 0
+    check_sound(net, SparseBox.around(x, 1.0, 5, net.domain), rng)
+    for edge, weight in zip(net.edges, weights):
+        after = edge.linear.weight
+        if sp.issparse(after):
+            assert (after != weight).nnz == 0
+        else:
+            np.testing.assert_array_equal(after, weight)
+
+
+def test_sparse_back_substitution_equals_the_dense_one():
+    net = small_cnn(1)
+    twin = dense_twin(net)
+    assert net.edge(1).sparse and not twin.edge(1).sparse
+    x = np.random.default_rng(11).uniform(size=net.n_inputs)
+    for s in (Box.around(x, 0.1, net.domain), SparseBox.around(x, 1.0, 4, net.domain)):
+        a, b = layer_bounds(net, s, "symbolic"), layer_bounds(twin, s, "symbolic")
+        for k in a.lower:
+            np.testing.assert_allclose(a.lower[k], b.lower[k], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(a.upper[k], b.upper[k], rtol=1e-9, atol=1e-9)
+
+
+def simulate_from(net: Network, start: int, a: np.ndarray) -> dict[int, np.ndarray]:
+    """Pre-activations of edge-layers start+1..L for values ``a`` of neuron layer start."""
+    pre = {}
+    for edge in net.edges[start:]:
+        pre[edge.index] = apply_affine(edge.linear.weight, edge.linear.bias, a)
+        a = edge.activate(pre[edge.index])
+    return pre
+
+
+def test_sound_from_a_hidden_layer(mnist):
+    """A patched layer's output bounded by a box; the layers above get sound bounds."""
+    net, start = mnist["6x50"], 3
+    post = net.simulate(mnist["x"][2]).post[start][0]
+    box = Box(np.maximum(post - 0.3, 0.0), post + 0.3)
+    rng = np.random.default_rng(12)
+    pre = simulate_from(net, start, box.sample(SAMPLES, rng))
+    results = {}
+    for method in METHODS:
+        results[method] = bounds = layer_bounds(net, box, method, start=start)
+        assert sorted(bounds.lower) == list(range(start + 1, net.depth + 1))
+        for k in bounds.lower:
+            assert_inside(pre[k], bounds.lower[k], bounds.upper[k], f"{method} layer {k}")
+    assert_nested(results["symbolic"], results["interval"], "symbolic in interval")
+    assert_nested(results["lp"], results["symbolic"], "lp in symbolic")
+
+
+# ---- the LP's time budget ----------------------------------------------------------------
+
+def test_lp_without_time_keeps_the_symbolic_bounds(mnist):
+    net = mnist["6x50"]
+    s = SparseBox.around(mnist["x"][0], 1.0, 15, net.domain)
+    symbolic = layer_bounds(net, s, "symbolic")
+    lp = layer_bounds(net, s, "lp", time_budget=0.0)
+    assert lp.lp_solved == {}
+    for k in symbolic.lower:
+        np.testing.assert_array_equal(lp.lower[k], symbolic.lower[k])
+        np.testing.assert_array_equal(lp.upper[k], symbolic.upper[k])
+
+
+def test_lp_stopped_early_is_sound_and_symbolic_above_where_it_stopped(mnist):
+    """The full LP stage takes ~20 s here; 1 s reaches edge-layer 2 or 3 at most."""
+    net = mnist["6x50"]
+    x = mnist["x"][0]
+    s = SparseBox.around(x, 1.0, 15, net.domain)
+    symbolic = layer_bounds(net, s, "symbolic")
+    lp = layer_bounds(net, s, "lp", time_budget=1.0)
+    assert lp.seconds < symbolic.seconds + 1.0 + 3.0
+    reached = max(lp.lp_solved)
+    assert reached < net.depth and lp.lp_solved[2] > 0
+    for k in range(reached + 1, net.depth + 1):
+        np.testing.assert_array_equal(lp.lower[k], symbolic.lower[k])
+        np.testing.assert_array_equal(lp.upper[k], symbolic.upper[k])
+    trace = net.simulate(s.sample(SAMPLES, np.random.default_rng(13)))
+    for k in lp.lower:
+        assert_inside(trace.pre[k], lp.lower[k], lp.upper[k], f"layer {k}")
+    assert_nested(lp, symbolic, "lp in symbolic")
+
+
+def test_errors_name_the_problem():
+    from common.errors import NetworkError
+    net = paper_network()
+    with pytest.raises(NetworkError, match="unknown bounds method"):
+        layer_bounds(net, Box([0, 0], [1, 1]), "octagon")
+    with pytest.raises(NetworkError, match="3 values"):
+        layer_bounds(net, Box([0, 0, 0], [1, 1, 1]))
+    with pytest.raises(NetworkError, match="start"):
+        layer_bounds(net, Box([0, 0], [1, 1]), start=3)
