@@ -30,7 +30,9 @@ class DncConfig:
       values relaxed by increment/decrement marks ("points", the paper's reading);
     * ``cuts``: "halving" (the paper's single schedule) or "all" (then every other first cut);
     * ``patch_objective`` and ``free_patched_phases``: the first patch mode;
-    * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches.
+    * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches;
+    * ``grow``: when those fail too (and there is a pixel budget), ``direct``'s growing search
+      (``attacks.grow``) for every target class.
     """
 
     inner_targets: str = "pullback"
@@ -38,6 +40,7 @@ class DncConfig:
     patch_objective: str = "linf"
     free_patched_phases: bool = False
     escalate: bool = True
+    grow: bool = True
 
     def __post_init__(self):
         _check("inner targets", self.inner_targets, INNER_TARGETS)
@@ -48,13 +51,18 @@ class DncConfig:
 @dataclass(frozen=True)
 class DirectConfig:
     """One query from the input through the linearized network; ``relinearize`` more rounds
-    at each rejected candidate's phases."""
+    at each rejected candidate's phases; then (``grow`` > 0, with a pixel budget K) the
+    changed pixels grown one at a time up to ``grow * K`` and thinned back to K
+    (``attacks.grow``)."""
 
     relinearize: int = 3
+    grow: int = 3
 
     def __post_init__(self):
         if self.relinearize < 0:
             raise NetpatchError(f"relinearize must be >= 0, got {self.relinearize}")
+        if self.grow < 0:
+            raise NetpatchError(f"grow must be >= 0, got {self.grow}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """``direct``: one query from the input through the whole network linearized at the input
 (one inequality: the closed-form knapsack; otherwise the backend's MILP), re-linearized at
-each candidate the real network rejects, for ``direct.relinearize`` more rounds."""
+each candidate the real network rejects, for ``direct.relinearize`` more rounds; then, when
+all of them fail and there is a pixel budget, the growing search of ``attacks.grow``."""
 from __future__ import annotations
 
 import time
@@ -10,6 +11,7 @@ import numpy as np
 
 from attacks.config import AttackConfig
 from attacks.dnc import Candidate
+from attacks.grow import grow, thin
 from attacks.recovery import adversarial_input, closed_form_changes, first_holding, sortable
 from attacks.result import StageFailure
 from attacks.solving import solve_query
@@ -28,6 +30,38 @@ def direct_search(net, x, candidates, config: AttackConfig, work: Work) -> Itera
 
 
 def direct(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
+    can_grow = bool(config.direct.grow and config.max_pixels and sortable(conj, config))
+    try:
+        last = relinearized(net, x, conj, config, work)
+    except StageFailure:
+        if not can_grow:
+            raise
+        last = None
+    if not can_grow or (last is not None and conj.holds(net(last))):
+        return last
+    answer = grown(net, x, conj, config, work)
+    if isinstance(answer, StageFailure):
+        if last is None:
+            raise answer
+        return last
+    return answer
+
+
+def grown(net, x, conj, config: AttackConfig, work: Work):
+    """The growing search thinned back (an input to validate), or the StageFailure that
+    ended it."""
+    try:
+        candidate = grow(net, x, conj, config.linf,
+                         max(config.direct.grow, 1) * config.max_pixels, work)
+        if candidate is None:
+            return StageFailure("grow", "failed", f"no change of at most {config.max_pixels} "
+                                "pixels found by growing the changed pixels")
+        return thin(net, x, candidate, conj, work)
+    except StageFailure as failure:
+        return failure
+
+
+def relinearized(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
     holds = lambda x_adv: conj.holds(net(x_adv))   # noqa: E731
     point, last = x, None
     for _ in range(1 + config.direct.relinearize):

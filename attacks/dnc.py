@@ -13,7 +13,13 @@ search order.
    b. mod2adv: input changes that make the ORIGINAL first edge-layer reach it, smallest
       first, then stronger pushes; the first that meets the target class's property on the
       real network ends the search for this target class;
-4. the target class's answer (that one, or the last candidate found) goes to validation.
+4. the target class's answer (that one, or the last candidate found) goes to validation;
+5. when every patch mode failed for every target class: ``direct``'s growing search
+   (``attacks.grow``), target class by target class (``DncConfig.grow``).
+
+A convolutional network (the paper's footnote) is patched in its dense edge-layers only,
+from the first dense one (``first_dense``) up; the target that layer's patch leaves is pulled
+back through the convolutions and poolings below it, linearized at the input, to the input.
 """
 from __future__ import annotations
 
@@ -38,14 +44,17 @@ Candidate = tuple[str, int | None, Conjunction, "np.ndarray | StageFailure"]
 def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator[Candidate]:
     """Yield ``(tier, target_class, property, answer)`` in search order, one per patch mode
     and target class; ``answer`` is an input to validate or the StageFailure that ended it."""
+    first = first_dense(net)
+    layer = min(first, net.depth)       # the neuron layer whose target the input must reach
     for tier, dnc in patch_tiers(config.dnc):                              # 1. patch mode
         for target_class, conj in candidates:                              # 2. target class
             answer, failure = None, None
-            for schedule in cut_schedules(net.depth, dnc.cuts):            # 3. cut schedule
+            for schedule in cut_schedules(net.depth, dnc.cuts, first):     # 3. cut schedule
                 try:
                     first_layer = find_first_layer_target(net, x, conj, dnc, config, work,
-                                                          schedule)       # 3a.
-                    answer = first_holding(recovery_changes(net, x, first_layer, config, work),
+                                                          schedule, first)  # 3a.
+                    answer = first_holding(recovery_changes(net, x, first_layer, layer,
+                                                            config, work),
                                            lambda x_adv: conj.holds(net(x_adv)))   # 3b.
                 except StageFailure as stage_failure:
                     failure = stage_failure
@@ -53,6 +62,10 @@ def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator
                 if conj.holds(net(answer)):
                     break
             yield tier, target_class, conj, (answer if answer is not None else failure)
+    if config.dnc.grow and config.max_pixels:
+        from attacks.direct import grown                                   # 5.
+        for target_class, conj in candidates:
+            yield "grow", target_class, conj, grown(net, x, conj, config, work)
 
 
 def patch_tiers(dnc: DncConfig) -> list[tuple[str, DncConfig]]:
@@ -72,8 +85,19 @@ def patch_tiers(dnc: DncConfig) -> list[tuple[str, DncConfig]]:
     return out
 
 
-def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
-    """The edge-layers divide and conquer patches, in order, one list per attempt.
+def first_dense(net) -> int:
+    """The first of the dense edge-layers that end the network (1 for a dense network; for
+    a convolutional one the first fully connected layer); ``depth + 1`` when the last edge-layer
+    is not dense (nothing can be patched)."""
+    k = net.depth
+    while k >= 1 and net.edge(k).patchable:
+        k -= 1
+    return k + 1
+
+
+def cut_schedules(depth: int, cuts: str = "all", first: int = 1) -> list[list[int]]:
+    """The edge-layers divide and conquer patches, in order, one list per attempt, over the
+    dense edge-layers ``first..depth`` (numbered below from 1 within them).
 
     ``halving`` is the paper's single schedule: ``p = ceil(l / 2)`` down to 1 (``[4, 2, 1]``
     for 7 edge-layers).  ``all`` tries it first, then every other first cut k from
@@ -84,6 +108,10 @@ def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
     """
     if cuts not in CUTS:
         raise ValueError(f"unknown cuts {cuts!r}; use one of {CUTS}")
+    if first > 1:
+        shift = first - 1
+        return [[k + shift for k in schedule]
+                for schedule in cut_schedules(depth - shift, cuts)] if depth >= first else [[]]
 
     def halving_from(k: int) -> list[int]:
         schedule = [k]
@@ -99,9 +127,10 @@ def cut_schedules(depth: int, cuts: str = "all") -> list[list[int]]:
 
 
 def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: AttackConfig,
-                            work: Work, schedule: list[int]) -> Target:
+                            work: Work, schedule: list[int], first: int = 1) -> Target:
     """findFirstLayerMod: patch the edge-layers of ``schedule`` in turn, each against the
-    property of the network above it, and return what the first neuron layer must reach.
+    property of the network above it, and return what neuron layer ``first`` (the first
+    dense one; its pre-activations) must reach.
 
     ``inner_targets="points"`` (the paper): the values the patched run gives neuron layer p,
     relaxed by mark.  ``"pullback"``: the property itself, pulled back to neuron layer p
@@ -110,7 +139,7 @@ def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: Attack
     """
     if not schedule:
         # no patch: the property pulled back through the network linearized at x itself
-        return pull_back(net, 1, conj, net.phases(x))
+        return pull_back(net, min(first, net.depth), conj, net.phases(x))
     current, target = net, conj
     for p in schedule:
         outcome = patch_layer(PatchRequest(
@@ -132,7 +161,7 @@ def find_first_layer_target(net, x, conj: Target, dnc: DncConfig, config: Attack
             marks = marks_for(current, p, target, x)
             inactive = values <= 0 if current.edge(p).relu else np.zeros(len(values), bool)
             inner = NeuronTargets(values, marks, inactive)
-        if p == 1:
+        if p == first:
             return inner
         current, target = net.prefix(p), inner
-    raise ValueError(f"cut schedule {schedule} does not end at edge-layer 1")
+    raise ValueError(f"cut schedule {schedule} does not end at edge-layer {first}")

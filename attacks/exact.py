@@ -12,7 +12,7 @@ from attacks.direct import direct
 from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
 from attacks.solving import solve_query
-from attacks.validate import validate
+from attacks.validate import count_pixels, validate
 from attacks.work import Work
 from backends.base import Status
 from compiler.passes import PassOptions
@@ -37,7 +37,7 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     best = _direct_upper_bound(net, x, label, candidates, config, result, work)
     if best is not None:
         accept(result, best[1], best[0])
-        limit = int(np.count_nonzero(best[1] - x)) - 1
+        limit = count_pixels(net, best[1] - x) - 1
     proved = True
     for budget in range(1, limit + 1):
         for target_class, conj in candidates:

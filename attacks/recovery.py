@@ -21,20 +21,24 @@ from attacks.work import Work
 from backends.base import Status
 from compiler.analysis import bounds
 from compiler.analysis.knapsack import stronger_changes
-from compiler.analysis.pullback import pull_back
+from compiler.analysis.pullback import input_function
 from compiler.queries import Target, input_query
 from ir.property import Conjunction
 
 
-def recovery_changes(net, x, target: Target, config: AttackConfig, work: Work) -> Iterator[np.ndarray]:
-    """Candidate inputs, best first, whose first neuron layer meets ``target``; raises
+def recovery_changes(net, x, target: Target, layer: int, config: AttackConfig,
+                     work: Work) -> Iterator[np.ndarray]:
+    """Candidate inputs, best first, whose neuron layer ``layer`` (pre-activation) meets
+    ``target`` on the ORIGINAL network below it (edge-layer 1 for a dense network; the first
+    dense edge-layer of a convolutional one, the layers below it linearized at ``x``); raises
     StageFailure when there is none within the budget."""
     if sortable(target, config):
-        yield from closed_form_changes(net, net.prefix(1), x, x, target, config, work,
+        yield from closed_form_changes(net, net.prefix(layer), x, x, target, config, work,
                                        "input recovery")
         return
     t0 = time.perf_counter()
-    problem, decoder = input_query(net.prefix(1), x, target, config.linf, config.max_pixels)
+    problem, decoder = input_query(net.prefix(layer), x, target, config.linf, config.max_pixels,
+                                   groups=net.pixel_groups())
     solved = solve_query(problem, config.backend, config.passes, work.time_limit(),
                          query_s=time.perf_counter() - t0)
     work.compile_s += solved.compile_s + solved.result.build_s
@@ -45,9 +49,10 @@ def recovery_changes(net, x, target: Target, config: AttackConfig, work: Work) -
     yield adversarial_input(net, x, decoder.decode(solved.x))
 
 
-def mod2adv(net, x, target: Target, config: AttackConfig, work: Work | None = None) -> np.ndarray:
+def mod2adv(net, x, target: Target, config: AttackConfig, work: Work | None = None,
+            layer: int = 1) -> np.ndarray:
     """The best input change for ``target`` (the first of ``recovery_changes``)."""
-    return next(recovery_changes(net, x, target, config, work or Work(config.time_limit)))
+    return next(recovery_changes(net, x, target, layer, config, work or Work(config.time_limit)))
 
 
 def first_holding(changes: Iterator[np.ndarray], holds) -> np.ndarray:
@@ -70,22 +75,20 @@ def sortable(target: Target, config: AttackConfig) -> bool:
 def closed_form_changes(net, affine, x, point, target: Conjunction, config: AttackConfig,
                         work: Work, stage: str) -> Iterator[np.ndarray]:
     """``affine`` is the network from the input to the target's layer, linearized at
-    ``point``'s phases: one inequality on it is a cardinality knapsack over the inputs.
-    Yields the fewest changed inputs, then (``recovery.push``) stronger pushes."""
+    ``point``'s phases: one inequality on it is a cardinality knapsack over the inputs (over
+    pixel positions for a colour image).  Yields the fewest changed pixels, then
+    (``recovery.push``) stronger pushes."""
     t0 = time.perf_counter()
-    (row,) = pull_back(affine, 1, target, affine.phases(point)).constraints
-    w1 = affine.edge(1).linear
-    coeffs = np.zeros(w1.n_out)
-    for i, c in row.coeffs:
-        coeffs[i] = c
-    gain = coeffs @ w1.weight
-    need = row.rhs - float(coeffs @ (w1.weight @ x + w1.bias))
-    if row.sense == "<=":
+    (constraint,) = target.constraints
+    gains, offsets = input_function(affine, target, affine.phases(point))
+    gain = gains[0]
+    need = constraint.rhs - float(gain @ x + offsets[0])
+    if constraint.sense == "<=":
         gain, need = -gain, -need
     lo, hi = bounds.input_box(x, net.domain.lower, net.domain.upper, config.linf)
     up, down = np.maximum(hi - x, 0.0), np.maximum(x - lo, 0.0)
     found = False
-    for delta in stronger_changes(gain, need, up, down, config.max_pixels):
+    for delta in stronger_changes(gain, need, up, down, config.max_pixels, net.pixel_groups()):
         work.solve_s += time.perf_counter() - t0
         found = True
         yield net.domain.clip(x + delta)

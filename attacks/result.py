@@ -34,10 +34,3 @@ class AttackResult:
 
     def failed(self, stage: str, status: str, reason: str) -> None:
         self.stage, self.status, self.reason = stage, status, reason
-
-    def metrics(self, x: np.ndarray) -> dict:
-        if self.x_adv is None:
-            return {"pixels": None, "l2": None, "linf": None}
-        delta = self.x_adv - x
-        return {"pixels": int(np.count_nonzero(delta)), "l2": float(np.linalg.norm(delta)),
-                "linf": float(np.max(np.abs(delta), initial=0.0))}

@@ -9,6 +9,14 @@ from compiler.queries import NeuronTargets, Target
 VALIDATION_TOL = 1e-9
 
 
+def count_pixels(net, delta: np.ndarray) -> int:
+    """Changed pixels: changed values, or for a colour image changed positions
+    (``Network.pixel_groups``)."""
+    groups = net.pixel_groups()
+    changed = np.asarray(delta) != 0
+    return int(changed.sum()) if groups is None else len(np.unique(groups[changed]))
+
+
 def validate(net, x, x_adv, label: int, linf: float, max_pixels: int | None) -> str:
     """Empty when ``x_adv`` is a valid adversarial input for ``x`` of class ``label`` (inside
     the domain, the L-inf and pixel budgets, and the ORIGINAL network no longer predicts
@@ -18,7 +26,7 @@ def validate(net, x, x_adv, label: int, linf: float, max_pixels: int | None) -> 
     delta = x_adv - x
     if np.max(np.abs(delta), initial=0.0) > linf + 1e-12:
         return f"L-inf {np.max(np.abs(delta)):.6g} exceeds {linf}"
-    pixels = int(np.count_nonzero(delta))
+    pixels = count_pixels(net, delta)
     if max_pixels is not None and pixels > max_pixels:
         return f"{pixels} pixels changed, budget {max_pixels}"
     if int(np.argmax(net(x_adv))) == int(label):

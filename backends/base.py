@@ -50,6 +50,7 @@ class Backend:
     name = "base"
     MIP_CAPABLE = True
     NATIVE_RELU = False           # accepts ReluBlocks without big-M lowering
+    NATIVE_MAX = False            # accepts MaxBlocks likewise
     FILE_FORMATS: tuple[str, ...] = ()
     SIZE_NOTE = ""                # what sizes it handles, for --help
     # The solver's own status names -> shared statuses.  A limit maps to TIME_LIMIT; with a
@@ -58,7 +59,8 @@ class Backend:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(mip=self.MIP_CAPABLE, native_relu=self.NATIVE_RELU)
+        return Capabilities(mip=self.MIP_CAPABLE, native_relu=self.NATIVE_RELU,
+                            native_max=self.NATIVE_MAX)
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

@@ -71,8 +71,9 @@ class HighsBackend(Backend):
         return h, time.perf_counter() - t0
 
     def solve(self, problem, time_limit=None, mip_start=None) -> Result:
-        if problem.relus:
-            raise ValueError("HiGHS needs ReLUs lowered to big-M first (relu-lowering)")
+        if problem.relus or problem.maxes:
+            raise ValueError("HiGHS needs ReLUs and max poolings lowered to big-M first "
+                             "(relu-lowering, max-lowering)")
         import highspy
         h, build_s = self._model(problem, time_limit)
         if mip_start is not None and problem.is_mip:
@@ -100,7 +101,8 @@ class HighsBackend(Backend):
         return result
 
     def _write(self, problem, path) -> None:
-        if problem.relus:
-            raise ValueError("HiGHS needs ReLUs lowered to big-M first (relu-lowering)")
+        if problem.relus or problem.maxes:
+            raise ValueError("HiGHS needs ReLUs and max poolings lowered to big-M first "
+                             "(relu-lowering, max-lowering)")
         h, _ = self._model(problem, None, names=True)
         h.writeModel(str(path))

@@ -320,8 +320,8 @@ class _PyomoModel:
 
 
 def _refuse_relus(problem) -> None:
-    if problem.relus:
-        raise ValueError("Pyomo backends need ReLUs lowered to big-M first "
+    if problem.relus or problem.maxes:
+        raise ValueError("Pyomo backends need ReLUs and max poolings lowered to big-M first "
                          "(compiler.passes.lower_relus)")
 
 

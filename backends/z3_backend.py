@@ -6,7 +6,8 @@ The encoding of a problem (in a fresh ``z3.Context``):
   ``lower_j <= x_j <= upper_j`` asserted for each finite bound;
 * row ``i`` is ``row_lower_i <= sum_j A_ij x_j <= row_upper_i`` (one equality when the bounds
   are equal; a free row is skipped);
-* a ReluBlock pair is ``x_a == If(x_z >= 0, x_z, 0)``, exactly (``NATIVE_RELU``);
+* a ReluBlock pair is ``x_a == If(x_z >= 0, x_z, 0)``, exactly (``NATIVE_RELU``), and a
+  MaxBlock row ``x_m == max(x_v...)`` as a chain of ``If`` (``NATIVE_MAX``);
 * ``minimize(c @ x)``; the reported objective adds ``objective_offset``.
 
 Every coefficient and bound enters as the exact rational of its shortest round-trip decimal
@@ -31,6 +32,7 @@ class Z3Backend(Backend):
 
     name = "z3"
     NATIVE_RELU = True
+    NATIVE_MAX = True
     FILE_FORMATS = (".smt2",)
     # check() answers, and "unknown" refined by reason_unknown() when the timer fired.
     STATUS_MAP = {"sat": Status.OPTIMAL, "unsat": Status.INFEASIBLE, "timeout": Status.TIME_LIMIT,
@@ -117,6 +119,12 @@ class _Z3Model:
             for a, z in zip(relu.a.tolist(), relu.z.tolist()):
                 za = self._reals[z]
                 self.opt.add(self._reals[a] == z3.If(za >= zero, za, zero))
+        for block in problem.maxes:
+            for m, inputs in zip(block.out.tolist(), block.inputs.tolist()):
+                best = None
+                for v in (self._reals[j] for j in inputs if j >= 0):
+                    best = v if best is None else z3.If(v > best, v, best)
+                self.opt.add(self._reals[m] == best)
         nz = np.flatnonzero(problem.objective)
         self.objective_handle = self.opt.minimize(
             self._linear(problem.objective[nz].tolist(), nz.tolist()))

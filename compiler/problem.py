@@ -7,6 +7,7 @@ A problem is
                 lower <= x <= upper                       (variables, grouped in VarBlocks)
                 x[j] integer for j in an integer block
                 a = max(0, z) for each pair in a ReluBlock  (piecewise-linear, lowered later)
+                m = max(v_1, ..., v_k) for each row of a MaxBlock       (max pooling, likewise)
 
 Facts a query knows about its variables and rows travel as typed fields that passes read and
 backends ignore: ``Problem.inert`` and ``Problem.wrong_sign`` (variables a pass may fix to 0)
@@ -35,6 +36,7 @@ class Capabilities:
 
     mip: bool = True
     native_relu: bool = False
+    native_max: bool = False
 
 
 class Relax(enum.IntEnum):
@@ -96,6 +98,17 @@ class ReluBlock:
     phase: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class MaxBlock:
+    """``x[out[r]] = max_j x[inputs[r, j]]`` over the entries ``inputs[r, j] >= 0`` (-1 pads);
+    ``phase`` (optional) is, per row, the position j of the maximum on the unperturbed input."""
+
+    name: str
+    out: np.ndarray
+    inputs: np.ndarray
+    phase: np.ndarray | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     name: str
@@ -109,6 +122,7 @@ class Problem:
     objective: np.ndarray
     objective_offset: float = 0.0
     relus: tuple[ReluBlock, ...] = ()
+    maxes: tuple[MaxBlock, ...] = ()
     inert: np.ndarray | None = None        # bool per variable: it changes nothing (fix to 0: exact)
     wrong_sign: np.ndarray | None = None   # bool per variable: the marking rules it out (heuristic)
     var_names: "Sequence[str] | None" = None   # set once blocks no longer give the names
@@ -133,7 +147,8 @@ class Problem:
 
     @property
     def is_mip(self) -> bool:
-        return bool(self.relus) or bool(np.any(self.integer_mask & (self.lower < self.upper)))
+        return (bool(self.relus) or bool(self.maxes)
+                or bool(np.any(self.integer_mask & (self.lower < self.upper))))
 
     def sizes(self) -> dict:
         """Free variables (not fixed by bounds), rows, free binaries, nonzeros, ReLUs."""
@@ -144,6 +159,7 @@ class Problem:
             "binaries": int(np.sum(free & self.integer_mask)),
             "nonzeros": int(self.matrix.nnz),
             "relus": int(sum(len(r.a) for r in self.relus)),
+            "maxes": int(sum(len(m.out) for m in self.maxes)),
         }
 
     # ---- access ------------------------------------------------------------------------
@@ -280,6 +296,7 @@ class ProblemBuilder:
         self._row_upper: list[np.ndarray] = []
         self._row_blocks: list[RowBlock] = []
         self._relus: list[ReluBlock] = []
+        self._maxes: list[MaxBlock] = []
         self._objective: list[tuple[np.ndarray, np.ndarray]] = []
         self.objective_offset = 0.0
         self.inert: np.ndarray | None = None
@@ -330,6 +347,10 @@ class ProblemBuilder:
         self._relus.append(ReluBlock(name, np.asarray(a).ravel(), np.asarray(z).ravel(),
                                      None if phase is None else np.asarray(phase, bool).ravel()))
 
+    def add_maxes(self, name: str, out: np.ndarray, inputs: np.ndarray, phase=None) -> None:
+        self._maxes.append(MaxBlock(name, np.asarray(out).ravel(), np.asarray(inputs),
+                                    None if phase is None else np.asarray(phase, np.int64)))
+
     def minimize(self, idx, coeffs) -> None:
         idx = np.ravel(np.asarray(idx, dtype=np.int64))
         self._objective.append((idx, np.broadcast_to(np.asarray(coeffs, float), idx.shape)))
@@ -351,6 +372,7 @@ class ProblemBuilder:
             row_upper=np.concatenate(self._row_upper) if self._row_upper else np.zeros(0),
             row_blocks=tuple(self._row_blocks), objective=objective,
             objective_offset=self.objective_offset, relus=tuple(self._relus),
+            maxes=tuple(self._maxes),
             inert=self.inert, wrong_sign=self.wrong_sign)
         problem.check()
         return problem

@@ -58,7 +58,7 @@ def format_problem(problem: Problem, limit: int = 20) -> str:
     integer = problem.integer_mask
     sizes = problem.sizes()
     out = [f"problem {problem.name}: {problem.n_vars} variables ({int(integer.sum())} integer), "
-           f"{problem.n_rows} rows, {sizes['relus']} ReLU pairs"]
+           f"{problem.n_rows} rows, {sizes['relus']} ReLU pairs, {sizes['maxes']} max rows"]
     nz = np.flatnonzero(problem.objective)
     objective = _linear(problem.objective[nz], nz, names)
     offset = f" + {_number(problem.objective_offset)}" if problem.objective_offset else ""
@@ -91,5 +91,14 @@ def format_problem(problem: Problem, limit: int = 20) -> str:
                 phase = ("" if block.phase is None
                          else "   phase " + ("on" if block.phase[i] else "off"))
                 lines.append(f"  {block.name}_{i}:  {names[a]} = max(0, {names[z]}){phase}")
+            out += _cut(lines, limit, f"of block {block.name}")
+    if problem.maxes:
+        out.append("maxes")
+        for block in problem.maxes:
+            lines = []
+            for i, (m, inputs) in enumerate(zip(block.out, block.inputs)):
+                args = ", ".join(names[j] for j in inputs if j >= 0)
+                phase = "" if block.phase is None else f"   phase {int(block.phase[i])}"
+                lines.append(f"  {block.name}_{i}:  {names[m]} = max({args}){phase}")
             out += _cut(lines, limit, f"of block {block.name}")
     return "\n".join(out) + "\n"

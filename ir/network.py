@@ -15,6 +15,7 @@ its view as edge-layers, the unit the compiler and the paper work with.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -183,6 +184,24 @@ class Network:
         """Neuron-layer widths after their activations, input first."""
         return [self.n_inputs] + [e.width for e in self.edges]
 
+    def pixel_groups(self) -> np.ndarray | None:
+        """For a colour image input (3 axes, more than one channel): each input value's pixel
+        position (``y * W + x``), so that a "pixel" counts a position whatever channels
+        change; None for other inputs, whose pixels are their values.  The layout is the
+        first convolution's or pooling's, else channels last when the last axis is the
+        smallest."""
+        if len(self.input_shape) != 3:
+            return None
+        layout = next((layer.layout for layer in self.layers if hasattr(layer, "layout")),
+                      "NHWC" if self.input_shape[-1] <= self.input_shape[0] else "NCHW")
+        height, width, channels = (self.input_shape if layout == "NHWC" else
+                                   (self.input_shape[1], self.input_shape[2], self.input_shape[0]))
+        if channels == 1:
+            return None
+        position = np.arange(height * width).reshape(height, width)
+        grid = np.broadcast_to(position[:, :, None], (height, width, channels))
+        return (grid if layout == "NHWC" else grid.transpose(2, 0, 1)).ravel().copy()
+
     def is_dense(self) -> bool:
         """Only plain dense layers and ReLUs (every edge-layer patchable)."""
         return all(isinstance(layer, (Linear, ReLU)) for layer in self.layers)
@@ -285,19 +304,29 @@ def _edge(index, layers, shapes, start, stop, activation, groups) -> EdgeLayer:
     span = (start, stop + (activation is not None))
     if len(dense) == 1 and all(isinstance(layer, (Linear, Reshape)) for layer in run):
         return EdgeLayer(index, dense[0], activation, span, groups, patchable=True)
-    n = int(np.prod(shapes[start]))
-    weight, bias = sp.identity(n, format="csr"), np.zeros(n)
+    weight = bias = None     # the identity until a layer says otherwise
     for position in range(start, stop):
         if isinstance(layers[position], Reshape):
             continue
         matrix, offset = affine_map(layers[position], shapes[position])
-        weight, bias = matrix @ weight, matrix @ bias + offset
+        if weight is None:   # one layer (the common case) reuses its cached map as it is
+            weight, bias = matrix, offset
+        else:
+            weight, bias = matrix @ weight, matrix @ bias + offset
+    if weight is None:
+        n = int(np.prod(shapes[start]))
+        weight, bias = _identity(n), np.zeros(n)
     if not sp.issparse(weight):
         weight = np.asarray(weight)
     elif weight.shape[0] * weight.shape[1] <= 4096 and weight.nnz > 0.5 * np.prod(weight.shape):
         weight = weight.toarray()    # small and dense: an ndarray is simpler and faster
     return EdgeLayer(index, AffineMap(weight, np.asarray(bias, dtype=np.float64)), activation,
                      span, groups)
+
+
+@functools.lru_cache(maxsize=16)
+def _identity(n: int) -> sp.csr_matrix:
+    return sp.identity(n, format="csr")
 
 
 def _as_float64(layer: Layer, position: int) -> Layer:
@@ -308,11 +337,12 @@ def _as_float64(layer: Layer, position: int) -> Layer:
         return layer
     values = [getattr(layer, name) for name in fields]
     if all(isinstance(v, np.ndarray) and v.dtype == np.float64 and not v.flags.writeable
-           for v in values):
+           and v.flags.c_contiguous for v in values):
         return layer     # already frozen: keep the object (its cached linear map stays valid)
     arrays = {}
     for name, value in zip(fields, values):
-        array = np.array(value, dtype=np.float64)
+        # C order: a Fortran-ordered (transposed) kernel makes ``v @ W`` ~80x slower
+        array = np.array(value, dtype=np.float64, order="C")
         array.setflags(write=False)
         arrays[name] = array
     return replace(layer, **arrays)

@@ -6,6 +6,7 @@ neurons a property constrains and are propagated backwards one edge-layer at a t
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ir.property import Conjunction
 
@@ -24,33 +25,52 @@ def property_marks(prop: Conjunction, n_outputs: int) -> np.ndarray:
     return up.astype(int) - down.astype(int)
 
 
-def propagate_marks(weight: np.ndarray, target_marks: np.ndarray,
+def propagate_marks(weight, target_marks: np.ndarray,
                     target_alive: np.ndarray | None = None) -> np.ndarray:
     """Marks of an edge-layer's source neurons from those of its targets.
 
-    ``weight`` is (n_out, n_in).  A source is + when every edge into a marked (and alive,
-    i.e. not phase-fixed inactive) target pushes the same way: positive weight into +,
-    negative into -; - for the opposite pattern; neutral when mixed or when it feeds no
-    marked target.
+    ``weight`` is (n_out, n_in), dense or sparse.  A source is + when every edge into a marked
+    (and alive, i.e. not phase-fixed inactive) target pushes the same way: positive weight
+    into +, negative into -; - for the opposite pattern; neutral when mixed or when it feeds
+    no marked target.
     """
     marks = target_marks.astype(float)
     if target_alive is not None:
         marks = marks * target_alive
-    push = np.sign(weight) * marks[:, None]        # (n_out, n_in): the sign each edge asks for
-    any_up = np.any(push > 0, axis=0)
-    any_down = np.any(push < 0, axis=0)
+    up, down = (marks > 0).astype(float), (marks < 0).astype(float)
+    if sp.issparse(weight):
+        pos, neg = (weight > 0).astype(float).T, (weight < 0).astype(float).T
+    else:
+        pos, neg = (weight > 0).T.astype(float), (weight < 0).T.astype(float)
+    any_up = (pos @ up + neg @ down) > 0        # some edge asks the source to increase
+    any_down = (pos @ down + neg @ up) > 0
     return np.where(any_up & ~any_down, 1, np.where(any_down & ~any_up, -1, 0))
 
 
-def marks_at(net, k: int, output_marks: np.ndarray, phases: list[np.ndarray]) -> np.ndarray:
-    """Marks of neuron layer k, propagated down from the network's outputs.
+def marks_before_activation(edge, marks: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Marks of an edge-layer's pre-activations from those of its outputs: an inactive ReLU
+    passes nothing on (its mark is dropped); a max pooling passes its mark to the input that
+    won."""
+    if edge.relu:
+        return marks * phase
+    if edge.activation == "maxpool":
+        out = np.zeros(edge.linear.n_out, dtype=int)
+        winners = edge.groups[np.arange(len(edge.groups)), phase]
+        out[winners] = marks
+        return out
+    return marks
 
-    ``phases[m-1]`` is the phase of neuron layer m; a neuron that is inactive passes nothing
-    on, so its mark is not propagated.
+
+def marks_at(net, k: int, output_marks: np.ndarray, phases: list[np.ndarray]) -> np.ndarray:
+    """Marks of neuron layer k's pre-activations, propagated down from the network's outputs.
+
+    ``phases[m-1]`` is the phase of neuron layer m (``Network.phases``).
     """
     marks = np.asarray(output_marks)
     for m in range(net.depth, k, -1):
         edge = net.edge(m)
-        alive = phases[m - 1] if edge.relu else None
-        marks = propagate_marks(edge.linear.weight, marks, alive)
-    return marks
+        marks = propagate_marks(edge.linear.weight,
+                                marks_before_activation(edge, marks, phases[m - 1]))
+    edge = net.edge(k)
+    return marks_before_activation(edge, marks, phases[k - 1]) if edge.activation == "maxpool" \
+        else marks

@@ -19,6 +19,7 @@ from compiler.passes.compact import Compact
 from compiler.passes.phase_fixing import MODES as PHASE_MODES, PhaseFixing
 from compiler.passes.pruning import DropInert, SignPruning
 from compiler.passes.relaxation import Relaxation
+from compiler.passes.max_lowering import MaxLowering
 from compiler.passes.relu_lowering import ReluLowering
 from compiler.problem import Capabilities, Problem
 
@@ -56,6 +57,7 @@ PASSES: dict[str, tuple[Callable[[PassOptions], Pass], Callable[[PassOptions], b
     "sign-pruning": (lambda o: SignPruning(), lambda o: o.sign_pruning),
     "relaxation": (lambda o: Relaxation(o.neutral_tolerance), lambda o: o.relaxation),
     "relu-lowering": (lambda o: ReluLowering(), lambda o: True),
+    "max-lowering": (lambda o: MaxLowering(), lambda o: True),
     "compact": (lambda o: Compact(), lambda o: o.compact),
 }
 ORDER = tuple(PASSES)
@@ -129,6 +131,9 @@ def compile_problem(problem: Problem, chain: list[Pass],
     if problem.relus and not capabilities.native_relu:
         raise NetpatchError("the pass chain leaves ReLUs, which this backend cannot take: "
                             "add relu-lowering (or phase-fixing) to the chain")
+    if problem.maxes and not capabilities.native_max:
+        raise NetpatchError("the pass chain leaves max poolings, which this backend cannot "
+                            "take: add max-lowering (or phase-fixing) to the chain")
     if problem.is_mip and not capabilities.mip:
         raise NetpatchError("the problem has integer variables, which this backend cannot take")
     compiled.problem = problem

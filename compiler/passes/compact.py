@@ -28,6 +28,9 @@ def compact(problem):
     in_relu = np.zeros(n, bool)
     for block in problem.relus:
         in_relu[block.a] = in_relu[block.z] = True
+    for block in problem.maxes:
+        in_relu[block.out] = True
+        in_relu[block.inputs[block.inputs >= 0]] = True
     fixed = (problem.lower == problem.upper) & ~in_relu
     keep = ~fixed
     values = np.where(fixed, problem.lower, 0.0)
@@ -60,6 +63,9 @@ def compact(problem):
     new_index = np.cumsum(keep) - 1
     relus = tuple(type(block)(block.name, new_index[block.a], new_index[block.z], block.phase)
                   for block in problem.relus)
+    maxes = tuple(type(block)(block.name, new_index[block.out],
+                              np.where(block.inputs >= 0, new_index[block.inputs], -1), block.phase)
+                  for block in problem.maxes)
     out = problem.with_(
         blocks=_remap_blocks(problem.blocks, keep, VarBlock),
         lower=lower, upper=upper, matrix=sub[keep_rows].tocsr(),
@@ -67,7 +73,7 @@ def compact(problem):
         row_blocks=_remap_row_blocks(problem.row_blocks, keep_rows),
         objective=problem.objective[keep],
         objective_offset=problem.objective_offset + float(problem.objective @ values),
-        relus=relus, inert=None, wrong_sign=None,
+        relus=relus, maxes=maxes, inert=None, wrong_sign=None,
         var_names=LazyNames(lambda: np.asarray(problem.variable_names(), dtype=object)[keep]),
         row_labels=LazyNames(lambda: np.asarray(problem.row_names(), dtype=object)[keep_rows]))
 

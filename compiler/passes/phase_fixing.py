@@ -10,7 +10,11 @@ Two readings (METHOD.md):
   (``VarBlock.implied``) do not hold for the linear model (an active neuron may go negative and
   pass that on), so they are dropped.
 
-Either way the ReluBlocks disappear and the problem becomes an LP (plus any other integers).
+Max pooling (MaxBlocks) likewise keeps the input that won on the unperturbed input:
+``m = v_phase`` (linearized), plus ``v_phase >= v_j`` for the others (region).
+
+Either way the blocks with a recorded phase disappear and the problem becomes an LP (plus
+any other integers).
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ class PhaseFixing(Pass):
                                 f"{', '.join(MODES)}")
 
     def accepts(self, problem, capabilities) -> bool:
-        return any(block.phase is not None for block in problem.relus)
+        return any(block.phase is not None for block in problem.relus + problem.maxes)
 
     def apply(self, problem):
         return fix_phases(problem, self.mode)
@@ -75,4 +79,40 @@ def fix_phases(problem, mode: str = "linearized"):
                           (np.tile(np.arange(count), 2), np.concatenate([a_active, z_active]))),
                          shape=(count, problem.n_vars))
     fixed = problem.with_(lower=lower, upper=upper, relus=tuple(kept))
-    return fixed.with_rows("active", rows, 0.0, 0.0), None
+    fixed = fixed.with_rows("active", rows, 0.0, 0.0)
+    return _fix_maxes(fixed, mode), None
+
+
+def _fix_maxes(problem, mode: str):
+    """``m - v_phase = 0`` per fixed max row; region also ``v_phase - v_j >= 0``."""
+    kept, winners, outs, region_rows = [], [], [], []
+    for block in problem.maxes:
+        if block.phase is None:
+            kept.append(block)
+            continue
+        rows = np.arange(len(block.out))
+        winner = block.inputs[rows, block.phase]
+        winners.append(winner)
+        outs.append(block.out)
+        if mode == "region":
+            others = block.inputs.copy()
+            others[rows, block.phase] = -1
+            r, j = np.nonzero(others >= 0)
+            region_rows.append((winner[r], others[r, j]))
+    if not outs:
+        return problem
+    winner, out = np.concatenate(winners), np.concatenate(outs)
+    count = len(out)
+    pick = sp.csr_matrix((np.concatenate([np.ones(count), -np.ones(count)]),
+                          (np.tile(np.arange(count), 2), np.concatenate([out, winner]))),
+                         shape=(count, problem.n_vars))
+    problem = problem.with_(maxes=tuple(kept)).with_rows("max_winner", pick, 0.0, 0.0)
+    if region_rows:
+        win = np.concatenate([w for w, _ in region_rows])
+        lose = np.concatenate([v for _, v in region_rows])
+        n = len(win)
+        beats = sp.csr_matrix((np.concatenate([np.ones(n), -np.ones(n)]),
+                               (np.tile(np.arange(n), 2), np.concatenate([win, lose]))),
+                              shape=(n, problem.n_vars))
+        problem = problem.with_rows("max_region", beats, 0.0, np.inf)
+    return problem

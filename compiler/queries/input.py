@@ -12,8 +12,9 @@ import numpy as np
 
 from common.errors import NetworkError
 from compiler.analysis import bounds
+from compiler.analysis.input_sets import Box, SparseBox
 from compiler.problem import Problem, ProblemBuilder
-from compiler.queries.tail import encode_tail, le_max_rows
+from compiler.queries.tail import affine_rows, encode_tail, le_max_rows
 from compiler.queries.targets import Target, lower_target
 
 OBJECTIVES = ("pixels", "l1", "linf")
@@ -27,24 +28,27 @@ class InputDecoder:
 
     delta_pos: np.ndarray
     delta_neg: np.ndarray
-    changed: np.ndarray
+    changed: np.ndarray     # one variable per pixel
+    group: np.ndarray       # input i's pixel
 
     def decode(self, x: np.ndarray) -> np.ndarray:
         delta = x[self.delta_pos] - x[self.delta_neg]
-        delta[x[self.changed] < 0.5] = 0.0
+        delta[x[self.changed][self.group] < 0.5] = 0.0
         return delta
 
 
 def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int | None = None,
                 objective: str = "pixels", input_bounds: str = "budget",
-                phase_point: np.ndarray | None = None) -> tuple[Problem, InputDecoder]:
-    """Blocks: ``delta_pos``, ``delta_neg``, ``changed`` (binary), ``z1``, ``a{m}``, ``z{m}``,
-    and ``delta_max`` for the L-inf objective.
+                phase_point: np.ndarray | None = None,
+                groups: np.ndarray | None = None) -> tuple[Problem, InputDecoder]:
+    """Blocks: ``delta_pos``, ``delta_neg``, ``changed`` (binary, one per pixel), ``z1``,
+    ``a{m}``/``p{m}``, ``z{m}``, and ``delta_max`` for the L-inf objective.
 
-    ``input_bounds="budget"`` bounds ``z1`` by the ``max_pixels`` largest contributions
-    (``compiler.analysis.bounds.budget_first_layer``); ``"box"`` uses the whole L-inf box.
-    ``phase_point`` (default ``x``) is the input whose ReLU phases the ReluBlocks record, so
-    phase fixing can re-linearize the network at a candidate.
+    ``groups[i]`` is input i's pixel (``Network.pixel_groups``: the positions of a colour
+    image); None: every input value is a pixel.  ``input_bounds="budget"`` bounds ``z1`` over
+    the inputs with at most ``max_pixels`` changed pixels (``SparseBox``); ``"box"`` over the
+    whole L-inf box.  ``phase_point`` (default ``x``) is the input whose phases the
+    ReluBlocks and MaxBlocks record, so phase fixing can re-linearize at a candidate.
     """
     if objective not in OBJECTIVES:
         raise NetworkError(f"unknown input objective {objective!r}; use one of {OBJECTIVES}")
@@ -58,29 +62,31 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     n = net.n_inputs
     edge = net.edge(1)
 
+    group = np.arange(n) if groups is None else np.asarray(groups)
+    n_groups = int(group.max()) + 1 if n else 0
     b = ProblemBuilder(f"input_{net.name}")
     d_pos = b.add_vars("delta_pos", n, 0.0, up)
     d_neg = b.add_vars("delta_neg", n, 0.0, down)
     cap = np.maximum(up, down)
-    changed = b.add_vars("changed", n, 0.0, (cap > 0).astype(float), integer=True)
-    # delta_pos_i + delta_neg_i <= cap_i * changed_i
-    b.add_rows("pixel", np.tile(np.arange(n), 3), np.concatenate([d_pos, d_neg, changed]),
+    movable = np.bincount(group, weights=cap, minlength=n_groups) > 0
+    changed = b.add_vars("changed", n_groups, 0.0, movable.astype(float), integer=True)
+    # delta_pos_i + delta_neg_i <= cap_i * changed_{pixel of i}
+    b.add_rows("pixel", np.tile(np.arange(n), 3), np.concatenate([d_pos, d_neg, changed[group]]),
                np.concatenate([np.ones(n), np.ones(n), -cap]), -np.inf, 0.0, n)
     if max_pixels is not None:
-        b.add_rows("pixel_budget", np.zeros(n, int), changed, np.ones(n), -np.inf,
+        b.add_rows("pixel_budget", np.zeros(n_groups, int), changed, np.ones(n_groups), -np.inf,
                    float(max_pixels), 1)
 
-    budget = max_pixels if input_bounds == "budget" else None
-    z_lo, z_hi = bounds.budget_first_layer(edge.linear.weight, edge.linear.bias, x, lo_box,
-                                           hi_box, budget)
+    values_per_pixel = int(np.bincount(group).max()) if n else 1
+    if input_bounds == "budget" and max_pixels is not None:
+        input_set = SparseBox(x, lo_box, hi_box, int(max_pixels) * values_per_pixel)
+    else:
+        input_set = Box(lo_box, hi_box)
+    z_lo, z_hi = input_set.concretize(edge.linear.weight, edge.linear.bias)
     z0 = trace.pre[1][0]
     z = b.add_vars("z1", len(z0), z_lo, z_hi)
     # z1 - W delta_pos + W delta_neg = W x + b
-    w = edge.linear.weight
-    r, c = np.nonzero(w)
-    b.add_rows("layer1", np.concatenate([np.arange(len(z0)), r, r]),
-               np.concatenate([z, d_pos[c], d_neg[c]]),
-               np.concatenate([np.ones(len(z0)), -w[r, c], w[r, c]]), z0, z0, len(z0))
+    affine_rows(b, "layer1", z, d_pos, edge.linear.weight, z0, shift=d_neg)
     lows, highs = bounds.propagate(net, 1, z_lo, z_hi)
     y = encode_tail(b, net, 1, z, phase_trace, 0, lows, highs, "")
     lower_target(b, y, target, "target")
@@ -97,4 +103,4 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     else:
         b.minimize(d_pos, size_weight)
         b.minimize(d_neg, size_weight)
-    return b.build(), InputDecoder(d_pos, d_neg, changed)
+    return b.build(), InputDecoder(d_pos, d_neg, changed, group)

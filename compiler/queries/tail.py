@@ -1,13 +1,16 @@
 """The network above a perturbed neuron layer, encoded the same way for every query.
 
 For every hidden layer m a block ``a{m}`` with ``a = max(0, z)`` as a ReluBlock carrying the
-phase observed on the unperturbed input, and rows ``z{m+1} = W a + b``.  Phase fixing, big-M
-lowering and the rest are passes.
+phase observed on the unperturbed input (a max pooling: a block ``p{m}`` of MaxBlock rows with
+the observed winners), and rows ``z{m+1} = W a + b`` (``W`` dense or sparse).  Phase fixing,
+big-M lowering and the rest are passes.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
+from compiler.analysis.bounds import activation_interval
 from compiler.problem import ProblemBuilder
 
 
@@ -21,24 +24,42 @@ def encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lo
     """
     for m in range(k, net.depth + 1):
         edge = net.edge(m)
-        if edge.relu:
-            a = b.add_vars(f"a{m}{tag}", len(z), 0.0, np.maximum(highs[m - k], 0.0), implied=True)
-            phase = None if (free_first and m == k) else edge.phase(trace.pre[m][t])
-            b.add_relus(f"relu{m}{tag}", a, z, phase=phase)
-            z_or_a = a
-        else:
+        phase = None if (free_first and m == k) else edge.phase(trace.pre[m][t])
+        if edge.activation is None:
             z_or_a = z
+        else:
+            lo, hi = activation_interval(edge, lows[m - k], highs[m - k])
+            name = "a" if edge.relu else "p"
+            z_or_a = b.add_vars(f"{name}{m}{tag}", len(lo), lo, hi, implied=True)
+            if edge.relu:
+                b.add_relus(f"relu{m}{tag}", z_or_a, z, phase=phase)
+            else:
+                b.add_maxes(f"maxpool{m}{tag}", z_or_a, np.where(edge.groups >= 0, z[edge.groups], -1),
+                            phase=phase)
         if m == net.depth:
             return z_or_a
         nxt = net.edge(m + 1).linear
         z = b.add_vars(f"z{m + 1}{tag}", nxt.n_out, lows[m + 1 - k], highs[m + 1 - k],
                        implied=True)
-        r, c = np.nonzero(nxt.weight)
-        b.add_rows(f"layer{m + 1}{tag}", np.concatenate([np.arange(nxt.n_out), r]),
-                   np.concatenate([z, z_or_a[c]]),
-                   np.concatenate([np.ones(nxt.n_out), -nxt.weight[r, c]]),
-                   nxt.bias, nxt.bias, nxt.n_out)
+        affine_rows(b, f"layer{m + 1}{tag}", z, z_or_a, nxt.weight, nxt.bias)
     raise AssertionError("unreachable")
+
+
+def affine_rows(b: ProblemBuilder, name: str, z: np.ndarray, a: np.ndarray, weight, rhs,
+                shift=None) -> None:
+    """Rows ``z - W a = rhs`` (``W`` dense or sparse); with ``shift``, a second block entering
+    with ``+W``: ``z - W a + W shift = rhs`` (an input change split as ``a - shift``)."""
+    coo = weight.tocoo() if sp.issparse(weight) else None
+    r, c = (coo.row, coo.col) if coo is not None else np.nonzero(weight)
+    w = coo.data if coo is not None else weight[r, c]
+    n = len(z)
+    rows, cols, vals = [np.arange(n), r], [z, a[c]], [np.ones(n), -w]
+    if shift is not None:
+        rows.append(r)
+        cols.append(shift[c])
+        vals.append(w)
+    b.add_rows(name, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
+               rhs, rhs, n)
 
 
 def le_max_rows(b: ProblemBuilder, name: str, parts: list[np.ndarray], scales: list[float],

@@ -79,7 +79,4 @@ def marks_for(net, k: int, target: Target, x: np.ndarray) -> np.ndarray:
 def marks_at_trace(net, k: int, target: Target, trace) -> np.ndarray:
     """Marks of neuron layer k (0 = the input) under the phases of the trace's first input."""
     phases = [edge.phase(trace.pre[edge.index][0]) for edge in net.edges]
-    output_marks = target_marks(target, net.n_outputs)
-    if net.edge(net.depth).relu:   # an output ReLU: an inactive output passes nothing on
-        output_marks = output_marks * phases[-1]
-    return marks_at(net, k, output_marks, phases)
+    return marks_at(net, k, target_marks(target, net.n_outputs), phases)
