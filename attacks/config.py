@@ -31,8 +31,8 @@ class DncConfig:
     * ``cuts``: "halving" (the paper's single schedule) or "all" (then every other first cut);
     * ``patch_objective`` and ``free_patched_phases``: the first patch mode;
     * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches;
-    * ``grow``: when those fail too (and there is a pixel budget), ``direct``'s growing search
-      (``attacks.grow``) for every target class.
+    * ``grow``: after the first patch mode fails (and there is a pixel budget), ``direct``'s
+      growing search (``attacks.grow``) for every target class, before the costlier modes.
     """
 
     inner_targets: str = "pullback"

@@ -11,7 +11,7 @@ import numpy as np
 
 from attacks.config import AttackConfig
 from attacks.dnc import Candidate
-from attacks.grow import grow, thin
+from attacks.grow import grown
 from attacks.recovery import adversarial_input, closed_form_changes, first_holding, sortable
 from attacks.result import StageFailure
 from attacks.solving import solve_query
@@ -45,20 +45,6 @@ def direct(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
             raise answer
         return last
     return answer
-
-
-def grown(net, x, conj, config: AttackConfig, work: Work):
-    """The growing search thinned back (an input to validate), or the StageFailure that
-    ended it."""
-    try:
-        candidate = grow(net, x, conj, config.linf,
-                         max(config.direct.grow, 1) * config.max_pixels, work)
-        if candidate is None:
-            return StageFailure("grow", "failed", f"no change of at most {config.max_pixels} "
-                                "pixels found by growing the changed pixels")
-        return thin(net, x, candidate, conj, work)
-    except StageFailure as failure:
-        return failure
 
 
 def relinearized(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attacks.config import AttackConfig
+from attacks.result import StageFailure
 from attacks.work import Work
 from compiler.analysis.bounds import input_box
 from compiler.analysis.pullback import input_function
@@ -87,3 +89,17 @@ def thin(net, x: np.ndarray, x_adv: np.ndarray, conj: Conjunction, work: Work) -
         if conj.holds(net(trial)):
             x_adv = trial
     return x_adv
+
+
+def grown(net, x, conj, config: AttackConfig, work: Work):
+    """The growing search thinned back (an input to validate), or the StageFailure that
+    ended it."""
+    try:
+        candidate = grow(net, x, conj, config.linf,
+                         max(config.direct.grow, 1) * config.max_pixels, work)
+        if candidate is None:
+            return StageFailure("grow", "failed", f"no change of at most {config.max_pixels} "
+                                "pixels found by growing the changed pixels")
+        return thin(net, x, candidate, conj, work)
+    except StageFailure as failure:
+        return failure
