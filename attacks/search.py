@@ -24,13 +24,23 @@ from attacks.result import AttackResult, StageFailure
 from attacks.shrink import shrink
 from attacks.validate import validate
 from attacks.work import Work
+from common.errors import NetpatchError
 from ir.property import ArgmaxIsNot, targeted_candidates
 
 SEARCHES = {"dnc": dnc_search, "direct": direct_search}
 
 
 def attack(net, x: np.ndarray, label: int, config: AttackConfig = AttackConfig()) -> AttackResult:
+    if net.domain is None:
+        raise NetpatchError(f"{net.name} has no input domain, and an attack must stay inside "
+                            "one: set it (Network.with_domain; on the command line --domain "
+                            "LO,HI)")
     x = np.asarray(x, dtype=np.float64)
+    if not net.domain.contains(x):
+        i = int(np.argmax((x < net.domain.lower) | (x > net.domain.upper)))
+        lo, hi = float(net.domain.lower[i]), float(net.domain.upper[i])
+        raise NetpatchError(f"input value {i} is {float(x[i])!r}, outside the domain "
+                            f"[{lo!r}, {hi!r}]")
     result = AttackResult(False, int(label))
     work = Work(config.time_limit, config.budget)
     try:

@@ -21,8 +21,8 @@ Formats (chosen by extension and content):
 
 Models: Sequential, or functional models that are a single chain from one input to one output.
 The input shape is the model's own, without the batch axis: ``(H, W, C)`` for channels_last
-images, ``(C, H, W)`` for channels_first.  The input domain is the box ``[0, 1]`` per input
-value (the file holds no domain).
+images, ``(C, H, W)`` for channels_first.  The network has no input domain (the file holds
+none; commands take it from ``--domain``).
 
 Layers, and what they become (the IR conventions are stated in ``ir.layers``):
 
@@ -68,9 +68,11 @@ import h5py
 import numpy as np
 
 from common.errors import FrontendError, NetworkError
+from common.limits import (MAX_ARCHIVE_MEMBER_BYTES, MAX_TEXT_BYTES, check_values,
+                           read_limited, read_text_file)
 from ir.layers import (AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D, ReLU, Reshape, Scale,
                        Transpose, output_shape)
-from ir.network import Domain, Network
+from ir.network import Network
 
 SUPPORTED_LAYERS = ("Dense, Conv2D, MaxPooling2D, AveragePooling2D, ZeroPadding2D, "
                     "BatchNormalization, Flatten, Reshape, ReLU, Activation(relu|linear), "
@@ -192,17 +194,19 @@ def _read_archive(path: Path) -> tuple[str, bytes]:
             if missing:
                 raise FrontendError(f"not a Keras 3 archive: missing {sorted(missing)}, found "
                                     f"{sorted(archive.namelist())}", str(path))
-            return (archive.read(KERAS3_CONFIG_ENTRY).decode("utf-8"),
-                    archive.read(KERAS3_WEIGHTS_ENTRY))
+            error = lambda message: FrontendError(message, str(path))   # noqa: E731
+            with archive.open(KERAS3_CONFIG_ENTRY) as member:
+                config = read_limited(member, MAX_TEXT_BYTES, KERAS3_CONFIG_ENTRY, error)
+            with archive.open(KERAS3_WEIGHTS_ENTRY) as member:
+                weights = read_limited(member, MAX_ARCHIVE_MEMBER_BYTES, KERAS3_WEIGHTS_ENTRY,
+                                       error)
+            return config.decode("utf-8"), weights
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as err:
         raise FrontendError(f"cannot read the .keras archive: {err}", str(path)) from None
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise FrontendError(f"cannot read: {err}", str(path)) from None
+    return read_text_file(path, "Keras architecture", FrontendError)
 
 
 def _read_hdf5(file, read: Callable[[h5py.Group], object], source: str | None = None):
@@ -442,7 +446,10 @@ def _read_weights(layer: KerasLayer, expected: list[tuple[str, Shape]], context:
                             f"{len(expected)} ({names})", context.weights_source)
     arrays = []
     for dataset, (what, shape) in zip(stored, expected):
+        check_values(shape, f"{layer.describe()}: {what}",
+                     lambda m: FrontendError(m, context.weights_source))
         _check_shape(layer, what, dataset.shape, shape, context, hint)
+        _check_stored(layer, what, dataset, context)
         try:
             array = np.asarray(dataset, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -455,6 +462,17 @@ def _read_weights(layer: KerasLayer, expected: list[tuple[str, Shape]], context:
                                 f"{array[at]} at {at}", context.weights_source)
         arrays.append(array)
     return arrays
+
+
+def _check_stored(layer: KerasLayer, what: str, dataset: h5py.Dataset, context: _Context) -> None:
+    """An uncompressed dataset must hold its bytes (an unwritten one reads as zeros: a
+    declared 64 GiB kernel in a 1 kB file)."""
+    if dataset.compression is None and dataset.chunks is None:
+        stored = dataset.id.get_storage_size()
+        if stored < dataset.size * dataset.dtype.itemsize:
+            raise FrontendError(f"{layer.describe()}: {what} declares shape {dataset.shape} but "
+                                f"the file stores only {stored:,} bytes of it (not written, or "
+                                "truncated)", context.weights_source)
 
 
 def _check_shape(layer: KerasLayer, what: str, found: Shape, expected: Shape,
@@ -481,12 +499,16 @@ def _build_network(chain: list[KerasLayer], input_shape: Shape, weights: h5py.Gr
         if handler is None:
             raise FrontendError(f"{layer.describe()} is not supported; supported: "
                                 f"{SUPPORTED_LAYERS}", context.model_source)
-        ir_layers, shape = handler(layer, shape, context)
+        try:
+            ir_layers, shape = handler(layer, shape, context)
+        except (KeyError, TypeError, ValueError) as err:   # a config value of the wrong kind
+            raise FrontendError(f"{layer.describe()}: malformed config "
+                                f"({type(err).__name__}: {err})", context.model_source) from None
         for ir_layer in ir_layers:
             _append(lowered, ir_layer, layer)
     try:
         return Network(tuple(ir_layer for ir_layer, _ in lowered),
-                       Domain.box(int(np.prod(input_shape)), 0.0, 1.0), input_shape=input_shape,
+                       None, input_shape=input_shape,
                        name=path.stem, notes=tuple(context.notes))
     except NetworkError as err:
         raise FrontendError(f"{err}{_origin(err, lowered)}", context.weights_source) from None

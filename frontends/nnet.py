@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import FrontendError, NetworkError
+from common.limits import read_text_file
 from ir.network import Domain, Linear, Network, ReLU
 
 
@@ -43,10 +44,7 @@ def load_nnet(path: str | Path) -> Network:
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise FrontendError(f"cannot read: {err}", source) from None
+    text = read_text_file(path, ".nnet network", FrontendError)
     lines = _Lines(text, source)
     counts = lines.ints(4, "numLayers, inputSize, outputSize, maxLayerSize")
     n_layers, n_in, n_out = counts[0], counts[1], counts[2]

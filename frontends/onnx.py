@@ -43,8 +43,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from common.errors import FrontendError, NetworkError
+from common.limits import check_values
 from ir.layers import output_shape
-from ir.network import (AvgPool2D, Conv2D, Domain, Layer, Linear, MaxPool2D, Network, Pad2D,
+from ir.network import (AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Network, Pad2D,
                         ReLU, Reshape, Scale, Shape, Transpose)
 
 EXPORT_OPSET = 13
@@ -83,8 +84,7 @@ def load_onnx(path: str | Path) -> Network:
     constants = _Constants(graph)
     _walk(graph, constants, chain)
     try:
-        domain = Domain.box(int(np.prod(chain.input_ir_shape)), 0.0, 1.0)
-        return Network(tuple(chain.layers), domain, chain.input_ir_shape, path.stem,
+        return Network(tuple(chain.layers), None, chain.input_ir_shape, path.stem,
                        tuple(chain.notes))
     except NetworkError as err:
         raise FrontendError(f"the lowered network is invalid: {err}", source) from None
@@ -266,7 +266,10 @@ class _Constants:
 
     def _compute(self, name: str) -> None:
         if name in self.graph.initializers:
-            self.values[name] = numpy_helper.to_array(self.graph.initializers[name])
+            tensor = self.graph.initializers[name]
+            check_values(tensor.dims, f"initializer '{name}'",
+                         lambda m: FrontendError(m, self.graph.source))
+            self.values[name] = numpy_helper.to_array(tensor)
             return
         node = self.graph.producer.get(name)
         if node is None:

@@ -9,7 +9,9 @@ its view as edge-layers, the unit the compiler and the paper work with.
   to neuron layer ``k``; neuron layer 0 is the input.
 * An edge-layer is **patchable** when its affine part is one ``Linear`` layer (plus shape-only
   reshapes, which do not move values): its patch ``eps`` has the shape of that weight.
-* ``domain`` is the box of valid inputs, ``[lower, upper]`` per input value.
+* ``domain`` is the box of valid inputs, ``[lower, upper]`` per input value, when the model
+  file states one (a .nnet file does; Keras and ONNX files do not: None).  The domain is part
+  of the task: commands take it from ``--domain`` or the file, and ``with_domain`` sets it.
 * Layer conventions (weight orientation, layouts, padding order) are stated in
   ``ir.layers``.  All values are float64.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.errors import NetworkError
+from common.limits import check_values
 from ir.layers import (ARRAY_FIELDS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D,  # noqa: F401
                        ReLU, Reshape, Scale, Shape, Transpose, affine_map, apply_affine, is_activation,
                        output_shape, pool_groups)
@@ -132,7 +135,7 @@ class Network:
     """A feed-forward network of affine layers, ReLUs and max pooling (``ir.layers``)."""
 
     layers: tuple[Layer, ...]
-    domain: Domain
+    domain: Domain | None
     input_shape: tuple[int, ...] = ()
     name: str = "net"
     notes: tuple[str, ...] = ()   # what a frontend changed on the way (e.g. a softmax dropped)
@@ -142,9 +145,10 @@ class Network:
     def __post_init__(self):
         layers = tuple(_as_float64(layer, i) for i, layer in enumerate(self.layers))
         object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "domain", Domain(
-            np.asarray(self.domain.lower, dtype=np.float64),
-            np.asarray(self.domain.upper, dtype=np.float64)))
+        if self.domain is not None:
+            object.__setattr__(self, "domain", Domain(
+                np.asarray(self.domain.lower, dtype=np.float64),
+                np.asarray(self.domain.upper, dtype=np.float64)))
         if not self.input_shape:
             n = layers[0].n_in if layers and isinstance(layers[0], Linear) else 0
             object.__setattr__(self, "input_shape", (n,))
@@ -244,6 +248,10 @@ class Network:
         stop = edge.span[1] if keep_activation or edge.activation is None else edge.span[1] - 1
         return replace(self, layers=self.layers[:stop], name=f"{self.name}[:{k}]")
 
+    def with_domain(self, domain: Domain | None) -> "Network":
+        """A copy with another domain (None: none)."""
+        return replace(self, domain=domain)
+
     def with_patch(self, k: int, eps: np.ndarray) -> "Network":
         """A copy whose edge-layer k has weight ``W_k + eps`` (``eps`` shaped like ``W_k``)."""
         edge = self.edge(k)
@@ -265,11 +273,13 @@ def describe_span(layers) -> str:
 
 
 def _shapes(layers: tuple[Layer, ...], input_shape: Shape) -> tuple[Shape, ...]:
+    check_values(input_shape, "the input", NetworkError)
     shapes, dense = [tuple(input_shape)], 0
     for position, layer in enumerate(layers):
         dense += isinstance(layer, Linear)
         try:
             shapes.append(output_shape(layer, shapes[-1]))
+            check_values(shapes[-1], f"the output of {type(layer).__name__}", NetworkError)
         except NetworkError as err:
             if position == 0:   # the first layer: the input shape is the odd one out
                 raise NetworkError(f"input shape {tuple(input_shape)} does not fit layer 1 "

@@ -43,7 +43,8 @@ Contract:
   bottom, right)``; ``layout`` is ``NHWC`` or ``NCHW`` (``ir.layers`` states the conventions).
   ``scale`` holds one ``mul`` and one ``add`` value per tensor value.
 * ``domain box [lo, hi]`` when every input has the same bounds, otherwise per input
-  ``domain lower [...] upper [...]``.
+  ``domain lower [...] upper [...]``; no domain at all when the network holds none (a Keras
+  or ONNX file states none).
 * Numbers are printed with ``repr(float(v))`` (the shortest text that reads back to the same
   float64) and read with ``float()``, so arrays round-trip bit for bit.  A 4-D weight is
   printed inline as nested lists, one innermost row per line.
@@ -73,6 +74,7 @@ from lark.exceptions import VisitError
 from lark.lexer import PatternStr
 
 from common.errors import NetworkError, ParseError
+from common.limits import check_values, npz_shapes, read_text_file
 from ir.layers import (LAYOUTS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D, ReLU,
                        Reshape, Scale, Transpose, kind)
 from ir.network import Domain, Network
@@ -112,7 +114,7 @@ def format_network(net: Network, arrays: dict | None = None, inline_limit: int =
     version = DENSE_VERSION if all(isinstance(layer, DENSE_KINDS) for layer in net.layers) \
         else FULL_VERSION
     head = [f"{MAGIC} {version}", f"network {json.dumps(net.name)}",
-            f"input shape {_ints(net.input_shape)} domain" + _format_domain(net.domain, out)]
+            f"input shape {_ints(net.input_shape)}" + _format_domain(net.domain, out)]
     if out.external and array_file is not None:
         head.append(f"arrays {json.dumps(array_file)}")
     return "\n".join(head + body) + "\n"
@@ -179,11 +181,14 @@ def _ints(values) -> str:
     return "(" + ", ".join(str(int(v)) for v in values) + ")"
 
 
-def _format_domain(domain: Domain, out: "_ArrayPrinter") -> str:
+def _format_domain(domain: Domain | None, out: "_ArrayPrinter") -> str:
+    """`` domain ...`` when the network holds a domain; nothing when it holds none."""
+    if domain is None:
+        return ""
     lo, hi = domain.lower, domain.upper
     if _all_same_bits(lo) and _all_same_bits(hi):
-        return f" box [{_number(lo[0])}, {_number(hi[0])}]"
-    return f"\n  lower {out.nested('lower', lo)}\n  upper {out.nested('upper', hi)}"
+        return f" domain box [{_number(lo[0])}, {_number(hi[0])}]"
+    return " domain" + f"\n  lower {out.nested('lower', lo)}\n  upper {out.nested('upper', hi)}"
 
 
 def _all_same_bits(values: np.ndarray) -> bool:
@@ -253,7 +258,7 @@ def dump_nnir(net: Network, path: str | Path, inline_limit: int = 64) -> None:
 def load_nnir(path: str | Path) -> Network:
     """Read an ``.nnir`` file and the ``.npz`` its ``arrays`` line names (same folder)."""
     path = Path(path)
-    text = path.read_text()
+    text = read_text_file(path, ".nnir network", NetworkError)
     tree = _parse_tree(text, str(path))
     arrays = None
     header = next(tree.find_data("array_file"), None)
@@ -265,9 +270,10 @@ def load_nnir(path: str | Path) -> Network:
 
 def _read_npz(npz_path: Path, token: Token, text: str, source: str) -> dict[str, np.ndarray]:
     try:
+        npz_shapes(npz_path, NetworkError)
         with np.load(npz_path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NetworkError) as err:
         raise ParseError(f"cannot read the arrays file {npz_path.name!r} (looked in "
                          f"{npz_path.parent}): {err}", text, token.line, token.column,
                          source) from None
@@ -529,11 +535,15 @@ class _NetworkBuilder(Transformer):
 
     @v_args(meta=True)
     def input(self, meta, children):
-        ints, domain = children
+        ints, domain = children if len(children) == 2 else (children[0], None)
         shape = tuple(_whole_number(t, "a dimension", self.text, self.source)
                       for t in ints.tokens)
         self.input_at = (meta.line, meta.column)
-        if not isinstance(domain, Domain):
+        try:
+            check_values(shape, "the input", NetworkError)
+        except NetworkError as err:
+            raise self.error(str(err), meta.line, meta.column) from None
+        if domain is not None and not isinstance(domain, Domain):
             domain = Domain.box(int(np.prod(shape)), *domain)
         return shape, domain
 

@@ -58,6 +58,8 @@ def verify_network(net) -> None:
     """What needs the whole network: at least one edge-layer, and the domain."""
     if not net.edges:
         raise NetworkError("the network has no edge-layer (only reshapes)")
+    if net.domain is None:
+        return
     lo, hi = net.domain.lower, net.domain.upper
     n = net.n_inputs
     if lo.shape != (n,) or hi.shape != (n,):

@@ -18,7 +18,8 @@ from attacks.patching import PatchOutcome, PatchRequest, patch_layer
 from common.errors import DataError, NetpatchError, SolverUnavailable
 from compiler.passes import ORDER, PassOptions, describe_passes
 from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
-from netpatch.command import CONVENTIONS, add_network_args, load_net, reports_errors
+from netpatch.command import (CONVENTIONS, Parser, add_network_args, count, load_net, positive,
+                              run_command, text)
 
 # Two backends agree when their optima differ by no more than this (relative to the scale).
 AGREEMENT_TOL = 1e-6
@@ -136,27 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = (CONVENTIONS + "\n\npasses, in their default order (--passes runs an explicit "
               "chain; relu-lowering runs only for backends without native ReLUs):\n" +
               describe_passes() + "\n\nbackends:\n" + describe_backends())
-    parser = argparse.ArgumentParser(prog="compile-patch", description=__doc__, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="compile-patch", description=__doc__, epilog=epilog,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_network_args(parser)
+    parser.set_defaults(run=run)
     parser.add_argument("--layer", default="mid",
                         help="edge-layer to patch: first, mid (ceil(L/2)), last, or 1..L (default mid)")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
     where = parser.add_argument_group("input (one of)")
     where.add_argument("--x", help="the input as comma-separated values, e.g. 0.5,0.5")
     where.add_argument("--data", help="a data set (.npz with x, y, or .csv)")
-    where.add_argument("--index", type=int, default=0, help="row of --data (default 0)")
-    parser.add_argument("--property", help='e.g. "y[1] >= y[0] + 0.01", "argmax(y) != 3"; '
+    where.add_argument("--index", type=count, default=0, help="row of --data (default 0)")
+    parser.add_argument("--property", type=text, help='e.g. "y[1] >= y[0] + 0.01", "argmax(y) != 3"; '
                         "default: misclassify the input's predicted label")
     parser.add_argument("--objective", choices=("linf", "l1"), default="linf",
                         help="size of the patch to minimize (default linf)")
-    parser.add_argument("--eps-bound", type=float,
+    parser.add_argument("--eps-bound", type=positive,
                         help="largest weight change considered (default: twice the layer's "
                              "largest weight); bounds the big-M constants without phase fixing")
     parser.add_argument("--phase-mode", choices=("linearized", "region"), default="linearized",
                         help="phase fixing: the network's linear model at the input (linearized, "
                              "default) or its activation region (region, sound)")
-    parser.add_argument("--relinearize", type=int, default=3, metavar="R",
+    parser.add_argument("--relinearize", type=count, default=3, metavar="R",
                         help="with linearized phases: up to R more rounds at the patched "
                              "network's phases when the real network rejects a patch (default 3)")
     parser.add_argument("--free-patched-phases", action="store_true",
@@ -172,20 +174,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"run exactly these passes, in this order (from {', '.join(ORDER)})")
     parser.add_argument("--print-after", metavar="PASS",
                         help="print the problem IR after this pass (or 'query': before any)")
-    parser.add_argument("--time-limit", type=float, help="seconds per solver call")
+    parser.add_argument("--time-limit", type=positive, help="seconds per solver call "
+                        "(default: no limit)")
     parser.add_argument("--dump-lp", metavar="DIR", help="write each compiled query into DIR in "
                         "every format the backend writes (HiGHS and Pyomo: .lp and .mps; z3: "
                         ".smt2), as NAME.BACKEND.SUFFIX")
     parser.add_argument("--compare", help="solve the same problem with several backends, "
                         "e.g. highs,pyomo-highs,gurobi,z3")
+    parser.add_argument("--save-patched", metavar="FILE", help="write the patched network "
+                        "(the first validated patch) to FILE: .onnx, .nnir or .nnet")
     parser.add_argument("--sizes", action="store_true", help="print problem sizes after each pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
-@reports_errors
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser(), argv)
+
+
+def run(args) -> int:
     net = load_net(args)
     k = parse_layer(args.layer, net.depth)
     if args.print_after and args.print_after not in ("query",) + ORDER:
@@ -227,7 +234,23 @@ def main(argv=None) -> int:
             print(f"warning: {flag}")
         if args.dump_lp:
             print(f"model files written to {args.dump_lp}")
+    if args.save_patched:
+        save_patched(net, k, rows, args.save_patched)
     return 0 if any(r.validated for r in rows) else 1
+
+
+def save_patched(net, k: int, rows: list[PatchOutcome], path) -> None:
+    """Write the network with the first validated patch (re-checked on the saved network by
+    the caller's validation; nothing is written without one)."""
+    from frontends import save_network
+    validated = [r for r in rows if r.validated]
+    if not validated:
+        print(f"compile-patch: no validated patch, so nothing was written to {path}",
+              file=sys.stderr)
+        return
+    save_network(net.with_patch(k, validated[0].eps), path)
+    print(f"patched network written to {path} ({validated[0].backend}'s patch)",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

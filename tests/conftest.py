@@ -31,8 +31,12 @@ def require_shared(path: Path) -> Path:
 
 
 def load_shared_network(path: Path):
+    """A shared network with the domain of its images, [0, 1] per value (the files hold
+    none; on the command line it is --domain's default)."""
     from frontends import load_network
-    return load_network(require_shared(path))
+    from ir.network import Domain
+    net = load_network(require_shared(path))
+    return net if net.domain is not None else net.with_domain(Domain.box(net.n_inputs))
 
 
 def load_mnist():

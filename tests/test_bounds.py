@@ -15,6 +15,7 @@ from compiler.analysis.input_sets import Box, SparseBox
 from frontends import load_network
 from frontends.data import load_dataset
 from ir.layers import apply_affine
+from conftest import load_shared_network
 from ir.network import Conv2D, Domain, Linear, MaxPool2D, Network, ReLU, Reshape
 
 METHODS = ("interval", "symbolic", "lp")
@@ -251,8 +252,8 @@ def test_parallel_lower_slope_on_the_paper_network():
 @pytest.fixture(scope="module")
 def mnist(shared_data):
     x, y = load_dataset(shared_data / "mnist" / "mnist_aigent_500.npz")
-    return {"x": x, "8-16": load_network(shared_data / "models" / "mnist_784-8-16-10.h5"),
-            "6x50": load_network(shared_data / "models" / "mnist_784-50x6-10.h5")}
+    return {"x": x, "8-16": load_shared_network(shared_data / "models" / "mnist_784-8-16-10.h5"),
+            "6x50": load_shared_network(shared_data / "models" / "mnist_784-50x6-10.h5")}
 
 
 @pytest.mark.parametrize("max_pixels", [15, None])
@@ -308,6 +309,7 @@ def test_sound_on_mnist(mnist, name):
 def test_sound_on_acas_xu(shared_data):
     folder = shared_data / "acasxu"
     net = load_network(folder / "ACASXU_2_9.json")
+    net = net.with_domain(Domain.box(net.n_inputs, -10.0, 10.0))   # a box around the rows
     x = np.loadtxt(folder / "inputs.csv", delimiter=",")[0]
     rng = np.random.default_rng(9)
     box = Box(x - 0.025, x + 0.025)

@@ -134,7 +134,7 @@ def test_eval_reports_keras_accuracy():
     proc = run("eval", MNIST_6X50, "--data", MNIST_DATA, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out == {"n": 500, "accuracy": pytest.approx(0.988)}
+    assert out == {"n": 500, "correct": 494, "accuracy": pytest.approx(0.988)}
 
 
 def test_eval_saves_logits_and_checks_shapes(tmp_path):

@@ -91,7 +91,9 @@ def assert_identical(a: Network, b: Network) -> None:
     assert [type(layer) for layer in a.layers] == [type(layer) for layer in b.layers]
     assert (a.name, a.input_shape) == (b.name, b.input_shape)
     assert type(b.name) is str and all(type(d) is int for d in b.input_shape)
-    pairs = [(a.domain.lower, b.domain.lower), (a.domain.upper, b.domain.upper)]
+    assert (a.domain is None) == (b.domain is None)
+    pairs = [] if a.domain is None else [(a.domain.lower, b.domain.lower),
+                                         (a.domain.upper, b.domain.upper)]
     for la, lb in zip(a.layers, b.layers):
         for f in dataclasses.fields(la):
             x, y = getattr(la, f.name), getattr(lb, f.name)
