@@ -1,0 +1,215 @@
+"""The verification question of VNN-LIB: is there an input in a box whose outputs meet a
+property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``timeout`` or
+``unknown``, and says only what it proved:
+
+* ``sat`` only after a float64 re-simulation of the network on X confirms the property, with
+  X inside the box exactly (no tolerance outside it);
+* ``unsat`` only when, for every (input box, output conjunction) pair of the property, the
+  exact MILP (every ReLU and max-pool phase free; big-M constants from sound bounds) finished
+  and bounded the best margin below ``-PROOF_TOLERANCE``: no input of the box meets the
+  conjunction, up to the solver's feasibility tolerance (HiGHS: 1e-7) and float64 rounding
+  of the bounds;
+* ``timeout`` when the time ran out first; ``unknown`` when the search ended undecided (a
+  margin within the tolerance, or only heuristics were asked for).
+
+Strategies: ``direct`` (samples, then the network's linear model at the best point, re-
+linearized at each candidate), ``dnc`` (divide and conquer on one-inequality conjunctions),
+``exact`` (the MILP alone), ``auto`` (samples and direct, dnc, then exact).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.config import AttackConfig
+from attacks.result import StageFailure
+from attacks.solving import solve_query
+from attacks.work import Work
+from backends.base import Status
+from compiler.passes import PassOptions
+from compiler.queries.box import box_query, linearized_query
+from ir.network import Domain
+from ir.property import Conjunction
+
+RESULTS = ("sat", "unsat", "timeout", "unknown", "error")
+STRATEGIES = ("auto", "direct", "dnc", "exact")
+PROOF_TOLERANCE = 1e-6
+SAMPLES = 256
+ROUNDS = 8
+DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
+EXACT_PASSES = PassOptions(phase_fixing=None, drop_inert=False, sign_pruning=False,
+                           relaxation=False)
+
+
+@dataclass
+class Verdict:
+    result: str
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    seconds: float = 0.0
+    stage: str = ""
+    reason: str = ""
+
+
+class _Clock:
+    def __init__(self, timeout: float | None):
+        self.deadline = None if timeout is None else time.perf_counter() + timeout
+
+    def left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.perf_counter()
+
+    def out(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+
+def verify(net, spec, timeout: float | None = None, strategy: str = "auto",
+           backend: str = "highs", bounds: str = "symbolic", seed: int = 0) -> Verdict:
+    """Decide ``spec`` (``ir.vnnlib.VnnlibSpec``) on ``net`` within ``timeout`` seconds."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    t0 = time.perf_counter()
+    clock = _Clock(timeout)
+    pairs = [(case, conj) for case in spec.cases for conj in case.output]
+    verdict = _decide(net, pairs, clock, strategy, backend, bounds, seed)
+    verdict.seconds = time.perf_counter() - t0
+    return verdict
+
+
+def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdict:
+    if not pairs:
+        return Verdict("unsat", stage="property", reason="no input box is non-empty")
+    rng = np.random.default_rng(seed)
+    if strategy in ("auto", "direct"):
+        for case, conj in pairs:
+            found = falsify(net, case.lower, case.upper, conj, clock, backend, rng)
+            if found is not None:
+                return _sat(net, found, "falsification")
+            if clock.out():
+                return Verdict("timeout", stage="falsification")
+    if strategy in ("auto", "dnc"):
+        single = [(case, conj) for case, conj in pairs if len(conj.constraints) == 1]
+        left = clock.left()
+        total = left if strategy == "dnc" else min(DNC_SECONDS, DNC_SHARE * (left or 1e9))
+        for case, conj in single:
+            budget = None if total is None else total / len(single)
+            found = _dnc(net, case.lower, case.upper, conj, clock, backend, budget)
+            if found is not None:
+                return _sat(net, found, "divide and conquer")
+            if clock.out():
+                return Verdict("timeout", stage="falsification")
+    if strategy not in ("auto", "exact"):
+        return Verdict("unknown", stage="falsification",
+                       reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
+    undecided = []
+    for case, conj in pairs:
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds)
+        if isinstance(outcome, np.ndarray):
+            return _sat(net, outcome, "exact MILP")
+        if outcome != "proved":
+            undecided.append(outcome)
+    if not undecided:
+        return Verdict("unsat", stage="exact MILP",
+                       reason=f"{len(pairs)} box/conjunction pair(s) proved")
+    if clock.out() or "timeout" in undecided:
+        return Verdict("timeout", stage="exact MILP", reason="; ".join(undecided))
+    return Verdict("unknown", stage="exact MILP", reason="; ".join(undecided))
+
+
+def _sat(net, x: np.ndarray, stage: str) -> Verdict:
+    return Verdict("sat", x=x, y=net(x), stage=stage)
+
+
+def confirms(net, lower, upper, conj: Conjunction, x: np.ndarray) -> bool:
+    """X inside the box exactly, and the property on float64 outputs (non-strict, as
+    VNN-LIB's <= and >=)."""
+    return bool(np.all(x >= lower) and np.all(x <= upper) and conj.holds(net(x)))
+
+
+def falsify(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str,
+            rng: np.random.Generator) -> np.ndarray | None:
+    """A confirmed counterexample in the box from samples and the linearized ascent, or
+    None."""
+    points = _samples(lower, upper, rng)
+    outputs = np.atleast_2d(net(points))
+    slack = np.array([conj.slack(y) for y in outputs])
+    best = int(np.argmax(slack))
+    if slack[best] >= 0 and confirms(net, lower, upper, conj, points[best]):
+        return points[best]
+    return _linearized_ascent(net, lower, upper, conj, points[best], clock, backend)
+
+
+def _samples(lower, upper, rng) -> np.ndarray:
+    """The centre, the corners (up to 10 inputs), and uniform samples of the box."""
+    n = len(lower)
+    points = [(lower + upper) / 2]
+    if n <= 10:
+        corners = np.array(np.meshgrid(*[[0, 1]] * n)).reshape(n, -1).T
+        points += list(lower + corners * (upper - lower))
+    points += list(lower + rng.uniform(size=(SAMPLES, n)) * (upper - lower))
+    return np.array(points)
+
+
+def _linearized_ascent(net, lower, upper, conj, point, clock: _Clock, backend: str):
+    """Solve the linear model at ``point`` for the largest margin, then judge points on the
+    segment towards its answer on the real network; move to the best, a few rounds."""
+    for _ in range(ROUNDS):
+        if clock.out():
+            return None
+        problem, decoder = linearized_query(net, point, lower, upper, conj)
+        solved = solve_query(problem, backend, PassOptions(), clock.left())
+        if solved.x is None:
+            return None
+        target = np.clip(decoder.decode(solved.x), lower, upper)
+        steps = np.array([1.0, 0.5, 0.25, 0.1, 0.02])[:, None]
+        trials = point + steps * (target - point)
+        slack = np.array([conj.slack(y) for y in np.atleast_2d(net(trials))])
+        best = int(np.argmax(slack))
+        if slack[best] >= 0 and confirms(net, lower, upper, conj, trials[best]):
+            return trials[best]
+        if np.allclose(trials[best], point):
+            return None
+        point = trials[best]
+    return None
+
+
+def _dnc(net, lower, upper, conj, clock: _Clock, backend: str, budget: float | None):
+    """Divide and conquer from the box centre, the box as the domain, for ``budget`` s."""
+    from attacks.dnc import dnc_search
+    centre = (lower + upper) / 2
+    boxed = net.with_domain(Domain(lower, upper))
+    config = AttackConfig(linf=float(np.max(upper - lower)) or 1.0, backend=backend)
+    work = Work(None, budget)
+    try:
+        for _, _, _, answer in dnc_search(boxed, centre, [(None, conj)], config, work):
+            if isinstance(answer, np.ndarray) and confirms(net, lower, upper, conj, answer):
+                return answer
+            if clock.out():
+                return None
+    except StageFailure:
+        return None
+    return None
+
+
+def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str):
+    """A confirmed counterexample, "proved" (none exists), or why it is undecided."""
+    if clock.out():
+        return "timeout"
+    problem, decoder = box_query(net, lower, upper, conj, bounds,
+                                 time_budget=None if clock.left() is None else clock.left() / 4)
+    solved = solve_query(problem, backend, EXACT_PASSES, clock.left())
+    if solved.x is not None:
+        candidate = np.clip(decoder.decode(solved.x), lower, upper)
+        if confirms(net, lower, upper, conj, candidate):
+            return candidate
+    status = solved.status
+    if status == Status.OPTIMAL:
+        # minimize -t: the dual bound (or the LP optimum) bounds the best margin from above
+        best = -solved.result.info.get("bound", solved.result.objective)
+        if best < -PROOF_TOLERANCE:
+            return "proved"
+        return f"margin {best:.3g} within the proof tolerance {PROOF_TOLERANCE:g}"
+    if status in (Status.TIME_LIMIT, Status.FEASIBLE):
+        return "timeout"
+    return f"exact MILP {status.value}: {solved.result.message}"

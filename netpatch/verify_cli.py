@@ -1,0 +1,168 @@
+"""``netpatch verify``: does a network meet a VNN-LIB property?  The interface verification
+tools share (VNN-COMP): an ONNX network (or any format netpatch reads), a .vnnlib property,
+a timeout, and a result file whose first line is sat, unsat, timeout, unknown or error,
+followed for sat by the counterexample ``((X_0 value) ... (Y_0 value))``.
+
+With --instances FILE.csv it runs a benchmark's instance list (rows onnx,vnnlib,timeout,
+paths relative to the CSV) into a results CSV and prints a summary; a rerun resumes.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import DataError, NetpatchError
+
+EXAMPLES = """examples:
+  netpatch export ../shared/data/models/mnist_784-8-16-10.h5 --to /tmp/net.onnx
+  netpatch verify /tmp/net.onnx prop.vnnlib --timeout 60 --out result.txt
+  netpatch verify --instances benchmark/instances.csv --out results.csv"""
+
+TOLERANCE_HELP = ("unsat is claimed only when the exact MILP (every ReLU and max-pool phase "
+                  "free, big-M constants from sound bounds) finished for every input box and "
+                  "output conjunction and bounded the best margin below -1e-6; that proof "
+                  "assumes the solver's feasibility tolerance (HiGHS: 1e-7) and float64 "
+                  "rounding of the bounds.  sat is claimed only after a float64 simulation "
+                  "of the network on X, X inside the box exactly.")
+
+
+def register(sub, add_command) -> None:
+    from attacks.verify import STRATEGIES
+    from backends import BACKENDS, DEFAULT_BACKEND
+    from compiler.analysis.bounds import METHODS
+    from netpatch.command import positive
+    p = add_command(sub, "verify", help="decide a VNN-LIB property (sat / unsat / timeout)",
+                    description=__doc__ + "\n" + TOLERANCE_HELP, epilog=EXAMPLES)
+    p.add_argument("net", nargs="?", help="model file (.onnx, .h5, .keras, .nnet, .nnir)")
+    p.add_argument("property", nargs="?", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
+    p.add_argument("--instances", metavar="CSV", help="run every row (onnx,vnnlib,timeout) of "
+                   "a benchmark's instance list instead of one NET PROPERTY pair")
+    p.add_argument("--timeout", type=positive, default=60.0,
+                   help="seconds for one instance (default 60; --instances: each row's own)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="auto (default): cheap falsification (samples, the linearized "
+                        "network, divide and conquer), then the exact MILP; direct, dnc: "
+                        "falsification only (sat or unknown); exact: the MILP only")
+    p.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,
+                   help=f"solver (default {DEFAULT_BACKEND})")
+    p.add_argument("--bounds", choices=METHODS, default="symbolic",
+                   help="bounds for the MILP's big-M constants: interval, symbolic (default), "
+                        "or lp (tightest, slowest; a quarter of the time left at most)")
+    p.add_argument("--out", metavar="FILE", help="result file (one instance; default: print "
+                   "only) or results CSV (--instances; default results.csv beside the list)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.instances:
+        if args.net or args.property:
+            raise DataError("give either NET PROPERTY or --instances CSV, not both")
+        return run_instances(args)
+    if not (args.net and args.property):
+        raise DataError("give a network and a property (NET PROPERTY), or --instances CSV")
+    verdict = verify_one(args.net, args.property, args.timeout, args)
+    text = result_text(verdict)
+    print(text, end="")
+    if verdict.result == "error":
+        print(f"netpatch verify: error: {verdict.reason}", file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0 if verdict.result != "error" else 1
+
+
+def verify_one(net_path, property_path, timeout: float, args):
+    """Load, check, decide; a bad file becomes an ``error`` verdict, not a traceback."""
+    from attacks.verify import Verdict, verify
+    from frontends import load_network
+    from ir.vnnlib import load_vnnlib
+    t0 = time.perf_counter()
+    try:
+        net = load_network(net_path)
+        spec = load_vnnlib(property_path, net.n_inputs, net.n_outputs)
+        return verify(net, spec, timeout, args.strategy, args.backend, args.bounds)
+    except NetpatchError as err:
+        return Verdict("error", seconds=time.perf_counter() - t0, reason=str(err))
+
+
+def result_text(verdict) -> str:
+    """The VNN-COMP result file: the verdict, then for sat the counterexample with every
+    float printed in full (``repr``)."""
+    if verdict.result != "sat":
+        return verdict.result + "\n"
+    xs = [f"(X_{i} {float(v)!r})" for i, v in enumerate(verdict.x)]
+    ys = [f"(Y_{j} {float(v)!r})" for j, v in enumerate(verdict.y)]
+    return "sat\n(" + "\n ".join(xs + ys) + ")\n"
+
+
+FIELDS = ("onnx", "vnnlib", "timeout", "result", "seconds", "stage", "reason")
+
+
+def run_instances(args) -> int:
+    instances = Path(args.instances)
+    rows = read_instances(instances)
+    out = Path(args.out) if args.out else instances.with_name("results.csv")
+    done = read_results(out)
+    new = not out.exists()
+    with open(out, "a", newline="") as sink:
+        writer = csv.DictWriter(sink, FIELDS)
+        if new:
+            writer.writeheader()
+        for number, (onnx, vnnlib, timeout) in enumerate(rows, start=1):
+            key = (onnx, vnnlib)
+            if key in done:
+                continue
+            base = instances.parent
+            verdict = verify_one(base / onnx, base / vnnlib, timeout, args)
+            record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
+                      "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
+                      "stage": verdict.stage, "reason": verdict.reason[:300]}
+            writer.writerow(record)
+            sink.flush()
+            done[key] = record
+            print(f"[{number}/{len(rows)}] {verdict.result:8s} {verdict.seconds:7.2f} s  "
+                  f"{onnx} {vnnlib}", file=sys.stderr, flush=True)
+    print(summary(list(done.values())))
+    print(f"results: {out}")
+    return 0
+
+
+def read_instances(path: Path) -> list[tuple[str, str, float]]:
+    """The rows ``onnx,vnnlib,timeout`` of a VNN-COMP instances.csv."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows = []
+    with open(path, newline="") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) != 3:
+                raise DataError(f"{path}:{number}: expected onnx,vnnlib,timeout, got {row}")
+            try:
+                timeout = float(row[2])
+            except ValueError:
+                raise DataError(f"{path}:{number}: timeout {row[2]!r} is not a number") from None
+            rows.append((row[0].strip(), row[1].strip(), timeout))
+    return rows
+
+
+def read_results(path: Path) -> dict:
+    """Rows already decided (a rerun resumes after them)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(f)
+                if r.get("result") and r.get("onnx")}
+
+
+def summary(records: list[dict]) -> str:
+    from collections import Counter
+    counts = Counter(r["result"] for r in records)
+    seconds = [float(r["seconds"]) for r in records]
+    median = f"{np.median(seconds):.2f} s" if seconds else "-"
+    return (f"{len(records)} instances: " + ", ".join(f"{k} {counts[k]}" for k in
+            ("sat", "unsat", "timeout", "unknown", "error") if counts[k]) +
+            f"; median time {median}")
