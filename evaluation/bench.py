@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +26,10 @@ CHUNK = 20   # baseline images per batch: the unit of progress and of resuming
 @dataclass(frozen=True)
 class BenchSettings:
     """Everything that selects the work.  ``attack`` holds netpatch's budget and solver
-    (its ``strategy`` is set per method); ``eps`` is FGSM's and PGD's L-inf budget."""
+    (its ``strategy`` is set per method); ``eps`` is FGSM's and PGD's L-inf budget;
+    ``selection`` more settings that pick the images (``evaluation.runs.selection_settings``:
+    the data file's SHA-256, ``limit``, the domain), saved with every method's run.
+    ``engine``/``scheduler``/``jobs``: where netpatch's methods run (``evaluation.engines``)."""
 
     net_path: str
     data_path: str
@@ -36,6 +39,9 @@ class BenchSettings:
     jobs: int = 1
     load: Callable | None = None          # picklable network loader for worker processes
     image_shape: tuple[int, ...] | None = None
+    engine: str = "local"
+    scheduler: str | None = None
+    selection: dict = field(default_factory=dict)
 
 
 def parse_methods(text: str) -> list[str]:
@@ -69,21 +75,32 @@ def run_bench(net, x: np.ndarray, y: np.ndarray, methods: list[str], settings: B
 def run_netpatch(net, x, y, strategy: str, settings: BenchSettings, run_dir: Path) -> None:
     from evaluation.runs import config_dict, run_attacks
     config = replace(settings.attack, strategy=strategy)
-    run_settings = {"net": settings.net_path, "data": settings.data_path, **config_dict(config)}
+    run_settings = {"net": settings.net_path, "data": settings.data_path, **settings.selection,
+                    **config_dict(config)}
     run_attacks(net, x, y, config, run_dir, run_settings, jobs=settings.jobs, load=settings.load,
-                image_shape=settings.image_shape)
+                image_shape=settings.image_shape, engine=settings.engine,
+                scheduler=settings.scheduler)
 
 
 def run_baseline_dir(method, net, x, y, settings: BenchSettings, run_dir: Path) -> None:
     """One baseline over the images, in chunks appended to results.jsonl (resumable)."""
-    from evaluation.baselines import BaselineConfig, classifier, require_art, run_baseline
-    from evaluation.runs import Progress, append_records, finish, prepare_output
+    from evaluation.baselines import BaselineConfig, require_art
+    from evaluation.runs import make_output_dir, output_lock
     require_art()
     config = BaselineConfig(eps=settings.eps, max_pixels=settings.attack.max_pixels,
                             seed=settings.seed)
-    run_settings = {"net": settings.net_path, "data": settings.data_path, "method": method,
-                    "eps": config.eps, "max_pixels": config.max_pixels, "seed": config.seed}
-    done = prepare_output(run_dir, run_settings)
+    run_settings = {"net": settings.net_path, "data": settings.data_path, **settings.selection,
+                    "method": method, "eps": config.eps, "max_pixels": config.max_pixels,
+                    "seed": config.seed}
+    make_output_dir(run_dir)
+    with output_lock(run_dir):
+        _run_baseline_locked(method, net, x, y, settings, config, run_settings, run_dir)
+
+
+def _run_baseline_locked(method, net, x, y, settings, config, run_settings, run_dir) -> None:
+    from evaluation.baselines import classifier, run_baseline
+    from evaluation.runs import Progress, append_records, finish, prepare_output
+    done = prepare_output(run_dir, run_settings, n_inputs=len(x))
     todo = [i for i in range(len(x)) if i not in done]
     progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
     shape = settings.image_shape
@@ -134,8 +151,9 @@ def write_table(out: Path, settings: BenchSettings, net, rows: dict, n_images: i
              for m in rows if m in NETPATCH_METHODS]
     notes += [f"{m}: {DESCRIPTIONS[m]}" for m in rows if m in DESCRIPTIONS]
     lines += ["", "Every success re-validated in float64 on the original network, inside the input "
-              f"domain; baselines run by ART on a float32 Keras copy (eps {settings.eps}, seed "
-              f"{settings.seed}); their time per image is the batch time divided by the batch size.  "
+              "domain; baselines run by ART (l0fmn: Foolbox) on a float32 Keras copy "
+              f"(eps {settings.eps}, seed {settings.seed}); their time per image is the batch "
+              "time divided by the batch size.  "
               f"Pixels: input values ({net.n_inputs} per image).  Frechet distance between the "
               f"network's penultimate-layer features ({net.widths()[-2]} values) of the originals "
               "and of the adversarial inputs (Inception features are not available offline).", ""]

@@ -3,11 +3,24 @@ soon as it is known, so an interrupted run loses nothing), resumed by a rerun wi
 settings, then ``report.json``, ``report.md``, ``adversarial.npz`` and ``examples.png``.
 
 Used by ``netpatch attack`` and by ``netpatch bench`` for every method.
+
+A run survives its inputs and its interruptions:
+
+* one input whose attack raises is recorded with status ``error`` (``evaluation.records``);
+* ``OUT/config.json`` holds everything that selects the work (network, data file and its
+  SHA-256, row selection, domain, attack settings): a rerun with other settings is refused
+  by name, records outside the selection are refused, and lines of ``results.jsonl`` that
+  are not records (e.g. torn by an interruption) are reported by line number and dropped;
+* ``OUT/.lock`` (pid and host, created atomically) keeps a second run out of the folder
+  while one is running; a lock left by a dead process of this host is taken over.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict
@@ -16,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import DataError
-from evaluation.records import attack_record
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
+LOCK = ".lock"
 
 
 def config_dict(config) -> dict:
@@ -27,89 +40,266 @@ def config_dict(config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def prepare_output(out: Path, settings: dict) -> dict[int, dict]:
-    """Create OUT (or check it holds a run with the same settings); return records done."""
-    out.mkdir(parents=True, exist_ok=True)
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes (hex): a data set is the same only if this is."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    return digest.hexdigest()
+
+
+def selection_settings(net_path, data_path, limit: int | None = None, domain=None) -> dict:
+    """The settings that pick a run's inputs: the network and data paths, the data file's
+    SHA-256, the row selection (``limit``) and, when given, the input domain."""
+    settings = {"net": str(net_path), "data": str(data_path),
+                "data_sha256": file_sha256(data_path), "limit": limit}
+    if domain is not None:
+        settings["domain"] = domain
+    return settings
+
+
+def make_output_dir(out: Path) -> None:
+    """Create the folder ``out`` (and its parents), or say in one line why it cannot be."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: is a file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataError(f"--out {out}: a part of this path is a file, not a folder") from None
+    except OSError as err:
+        raise DataError(f"--out {out}: cannot create this folder ({err.strerror or err})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise DataError(f"--out {out}: cannot write in this folder (permission denied)")
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold ``OUT/.lock`` while a run writes into ``out``: a second run refuses the folder.
+
+    The lock file holds ``{"pid": ..., "host": ...}`` and is created atomically (O_EXCL);
+    one left by a process of this host that no longer runs is taken over with a note on
+    stderr.  It is removed at the end, also on an error or an interrupt."""
+    out = Path(out)
+    lock = out / LOCK
+    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n"
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            _take_over_stale(lock)
+            continue
+        except OSError as err:
+            raise DataError(f"--out {out}: cannot write in this folder ({err.strerror or err})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        break
+    else:
+        raise DataError(f"{lock}: could not take the lock of {out}; remove {lock} if no run uses it")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if lock.read_text() == mine:
+                lock.unlink()
+
+
+def _take_over_stale(lock: Path) -> None:
+    """Remove ``lock`` if it was left by a dead process of this host, else refuse."""
+    try:
+        text = lock.read_text()
+    except FileNotFoundError:
+        return   # released meanwhile: try again
+    except OSError as err:
+        raise DataError(f"{lock}: cannot read the lock of this output folder ({err.strerror})") from None
+    try:
+        holder = json.loads(text)
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except (ValueError, TypeError, KeyError):
+        raise DataError(f"{lock.parent} is locked by another run ({lock} is not a netpatch lock); "
+                        f"remove {lock} if no run uses that folder") from None
+    if host != socket.gethostname() or _alive(pid):
+        raise DataError(f"{lock.parent} is in use by another netpatch run (pid {pid} on {host}, "
+                        f"{lock}); wait for it to finish or use another --out "
+                        f"(remove {lock} only if that run is gone)")
+    # stale: move it aside atomically; if someone took it over meanwhile, put theirs back
+    aside = lock.with_name(f"{LOCK}.stale.{os.getpid()}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if aside.read_text() == text:
+        print(f"note: {lock}: taking over the lock left by pid {pid} on {host}, which no longer "
+              "runs", file=sys.stderr)
+    else:
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+    aside.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True    # exists, another user's
+    return True
+
+
+def prepare_output(out: Path, settings: dict, n_inputs: int | None = None) -> dict[int, dict]:
+    """Create OUT (or check it holds a run with the same settings); return records done.
+
+    ``n_inputs``: the number of selected inputs; a record of another index is an error."""
+    make_output_dir(out)
+    settings = json.loads(json.dumps(settings))     # as it reads back from the file
     config_path = out / CONFIG
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
+        try:
+            previous = json.loads(config_path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise DataError(f"{config_path}: not a readable run settings file ({_first_line(err)}); "
+                            "remove that folder or use another --out") from None
+        if not isinstance(previous, dict):
+            raise DataError(f"{config_path}: not a run settings file (a JSON object was expected); "
+                            "remove that folder or use another --out")
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
             raise DataError(f"{out} holds results of a run with other settings ({', '.join(changed)}); "
                             "use another --out or remove that folder")
     else:
-        config_path.write_text(json.dumps(settings, indent=1) + "\n")
+        if (out / RESULTS).exists() and (out / RESULTS).stat().st_size:
+            raise DataError(f"{out / RESULTS} has no {CONFIG} beside it, so the settings that made "
+                            "those records are unknown; use another --out or remove that folder")
+        try:   # written whole or not at all
+            partial = config_path.with_name(CONFIG + ".partial")
+            partial.write_text(json.dumps(settings, indent=1) + "\n")
+            os.replace(partial, config_path)
+        except OSError as err:
+            raise DataError(f"{config_path}: cannot write ({err.strerror or err})") from None
     done = {}
     results = out / RESULTS
     if results.exists():
-        for line in results.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue   # a line cut short by an interruption: that input runs again
-            done[record["index"]] = record
-        _rewrite(results, done)
+        done, dropped = read_results(results, n_inputs)
+        if dropped or not _ends_a_line(results):   # appended records start a line of their own
+            _rewrite(results, done)
     return done
 
 
+def _ends_a_line(path: Path) -> bool:
+    """True if ``path`` is empty or ends with a newline."""
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _first_line(err: Exception) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def read_results(results: Path, n_inputs: int | None = None) -> tuple[dict[int, dict], int]:
+    """The records of ``results`` by index and how many lines were dropped.  A line that is
+    not a record (not JSON, torn by an interruption, without an int ``index``) or repeats an
+    index is reported on stderr by line number and skipped (its input runs again).  A record
+    whose index is outside ``range(n_inputs)`` is an error: it belongs to another selection."""
+    done, dropped = {}, 0
+    try:
+        text = results.read_bytes().decode("utf-8", errors="replace")
+    except OSError as err:
+        raise DataError(f"{results}: cannot read ({err.strerror or err})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = _as_record(line)
+        if record is None:
+            print(f"{results} line {number}: not a record, skipped", file=sys.stderr)
+            dropped += 1
+            continue
+        index = record["index"]
+        if n_inputs is not None and not 0 <= index < n_inputs:
+            raise DataError(f"{results} line {number}: input {index} is outside the {n_inputs} "
+                            "inputs of this run's selection; use another --out or remove that folder")
+        if index in done:
+            print(f"{results} line {number}: input {index} again, skipped", file=sys.stderr)
+            dropped += 1
+            continue
+        done[index] = record
+    return done, dropped
+
+
+def _as_record(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    index, success = record.get("index"), record.get("success")
+    if type(index) is not int or type(record.get("label")) is not int or not isinstance(success, bool):
+        return None
+    if success and not (isinstance(record.get("changes"), list) and type(record.get("adv_label")) is int):
+        return None
+    return record
+
+
 def _rewrite(results: Path, done: dict) -> None:
-    """Drop a torn last line so the file holds each index exactly once."""
-    results.write_text("".join(json.dumps(done[i]) + "\n" for i in sorted(done)))
+    """Rewrite results.jsonl with each index exactly once (atomically: a new file renamed)."""
+    partial = results.with_name(results.name + ".partial")
+    partial.write_text("".join(json.dumps(done[i]) + "\n" for i in sorted(done)))
+    os.replace(partial, results)
 
 
 def append_records(out: Path, records: list[dict], done: dict, progress: "Progress") -> None:
     """Append finished inputs to results.jsonl, on disk before anything else happens."""
-    with open(out / RESULTS, "a") as sink:
-        for record in records:
-            sink.write(json.dumps(record) + "\n")
-        sink.flush()
-        os.fsync(sink.fileno())
+    try:
+        with open(out / RESULTS, "a") as sink:
+            for record in records:
+                sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+    except OSError as err:
+        raise DataError(f"{out / RESULTS}: cannot write ({err.strerror or err})") from None
     for record in records:
         done[record["index"]] = record
         progress.update(record)
 
 
 def run_attacks(net, x: np.ndarray, y: np.ndarray, config, out: Path, settings: dict,
-                jobs: int = 1, load=None, image_shape=None) -> list[dict]:
-    """Attack every row of ``x`` not yet in ``out`` (``jobs`` worker processes, each loading
-    the network with ``load()``, a picklable callable), then write the reports.  Returns every
-    record, in index order."""
-    done = prepare_output(out, settings)
-    todo = [i for i in range(len(x)) if i not in done]
-    if done:
-        print(f"resuming: {len(done)} of {len(x)} inputs already in {out / RESULTS}", file=sys.stderr)
-    progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
-    for record in _records(net, x, y, config, todo, jobs, load):
-        append_records(out, [record], done, progress)
-    progress.finish()
-    records = [done[i] for i in sorted(done)]
-    finish(out, net, x, records, settings, image_shape=image_shape)
+                jobs: int = 1, load=None, image_shape=None, engine: str = "local",
+                scheduler: str | None = None) -> list[dict]:
+    """Attack every row of ``x`` not yet in ``out`` on ``engine`` (``evaluation.engines``:
+    ``local`` with ``jobs`` worker processes, each loading the network with ``load()``, a
+    picklable callable; or ``dask``, on the cluster at ``scheduler`` or an embedded one of
+    ``jobs`` workers), then write the reports.  Returns every record, in index order."""
+    from evaluation.engines import attack_records, check_engine
+    check_engine(engine, scheduler, jobs)
+    out = Path(out)
+    make_output_dir(out)
+    with output_lock(out):
+        done = prepare_output(out, settings, n_inputs=len(x))
+        todo = [i for i in range(len(x)) if i not in done]
+        if done:
+            print(f"resuming: {len(done)} of {len(x)} inputs already in {out / RESULTS}", file=sys.stderr)
+        progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
+        records = attack_records(net, x, y, config, todo, engine=engine, jobs=jobs, load=load,
+                                 scheduler=scheduler)
+        with contextlib.closing(records):
+            for record in records:
+                if record["index"] in done:    # a task run twice (e.g. a worker lost): keep the first
+                    continue
+                append_records(out, [record], done, progress)
+        progress.finish()
+        records = [done[i] for i in sorted(done)]
+        finish(out, net, x, records, settings, image_shape=image_shape)
     return records
-
-
-def _records(net, x, y, config, todo, jobs: int, load):
-    """One record per input, in order with one job, as they finish with several."""
-    if jobs == 1 or len(todo) <= 1:
-        for i in todo:
-            yield attack_record(net, x[i], int(y[i]), i, config)
-        return
-    import multiprocessing as mp
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(load, config)) as pool:
-        yield from pool.imap_unordered(_worker_attack, [(i, x[i], int(y[i])) for i in todo])
-
-
-_WORKER = {}
-
-
-def _worker_init(load, config):
-    _WORKER["net"] = load()
-    _WORKER["config"] = config
-
-
-def _worker_attack(job):
-    i, xi, yi = job
-    return attack_record(_WORKER["net"], xi, yi, i, _WORKER["config"])
 
 
 class Progress:

@@ -13,17 +13,18 @@ from attacks.config import (CUTS, INNER_TARGETS, RECOVERY, STRATEGIES, AttackCon
 from common.errors import DataError
 
 
-def register(sub) -> None:
+def register(sub, add_command) -> None:
     from backends import DEFAULT_BACKEND
-    from netpatch.command import add_network_args
-    p = sub.add_parser("attack", help="adversarial inputs for a data set (results.jsonl, report, PNG)",
-                       description=__doc__)
-    add_network_args(p)
+    from netpatch.command import add_network_args, at_least_one, count, positive
+    p = add_command(sub, "attack", help="adversarial inputs for a data set (results.jsonl, "
+                    "report, PNG)", description=__doc__)
+    add_network_args(p, domain=True)
     p.add_argument("--data", required=True, help=".npz with arrays x and y, or .csv (label first)")
-    p.add_argument("--limit", type=int, help="attack the first N rows only")
-    p.add_argument("--linf", type=float, default=1.0, help="largest change of one input value "
-                   "(default 1.0)")
-    p.add_argument("--max-pixels", type=int, help="at most K changed input values")
+    p.add_argument("--limit", type=count, help="attack the first N rows only (default: all)")
+    p.add_argument("--linf", type=positive, default=1.0, help="largest change of one input "
+                   "value (default 1.0)")
+    p.add_argument("--max-pixels", type=at_least_one, help="at most K changed pixels: input "
+                   "values, or positions of a colour image (default: no limit)")
     p.add_argument("--strategy", choices=STRATEGIES, default="dnc",
                    help="dnc: the paper's divide and conquer (default); direct: one query through "
                         "the network linearized at the input (closed form for one target "
@@ -49,18 +50,36 @@ def register(sub) -> None:
                         "changed inputs in closed form, the same count as the MILP) or milp "
                         "(the backend's MILP)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--time-limit", type=float, help="seconds per solver call")
-    p.add_argument("--max-targets", type=int, help="try at most N target classes per image")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="worker processes (default 1)")
+    add_engine_args(p)
+    p.add_argument("--time-limit", type=positive, help="seconds per solver call (default: no "
+                   "limit)")
+    p.add_argument("--image-time-limit", type=positive, metavar="SECONDS", help="wall-clock "
+                   "seconds for one image, all its solver calls included; an image that runs "
+                   "out counts as time_limit (default: no limit)")
+    p.add_argument("--max-targets", type=at_least_one, help="try at most N target classes per "
+                   "image (default: all)")
     p.add_argument("--image-shape", help="H,W,C to draw flat inputs as images in examples.png, "
                    "e.g. 32,32,3 (default: guessed for 784 and 3072 inputs)")
     p.add_argument("--out", default="runs/attack", help="output folder (default runs/attack)")
     p.set_defaults(run=run)
 
 
+def add_engine_args(p) -> None:
+    """``--engine`` and ``--scheduler`` (``evaluation.engines``)."""
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local (default): this process, or a pool of --jobs processes; dask: one "
+                        "task per image on a Dask cluster: the one at --scheduler, else an "
+                        "embedded one of --jobs worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --engine dask: the address of a "
+                   "running Dask scheduler, e.g. tcp://10.0.0.5:8786 (started with "
+                   "`dask scheduler`; workers with `dask worker ADDRESS`)")
+
+
 def attack_config(args) -> AttackConfig:
     return AttackConfig(linf=args.linf, max_pixels=args.max_pixels, strategy=args.strategy,
                         backend=args.backend, time_limit=args.time_limit,
+                        budget=args.image_time_limit,
                         max_targets=args.max_targets, shrink=args.shrink,
                         dnc=DncConfig(inner_targets=args.inner_targets, cuts=args.cuts,
                                       escalate=args.escalate),
@@ -68,21 +87,26 @@ def attack_config(args) -> AttackConfig:
 
 
 def run(args) -> int:
+    from evaluation.engines import check_engine
     from evaluation.report import image_shape
-    from evaluation.runs import config_dict, run_attacks
+    from evaluation.runs import config_dict, run_attacks, selection_settings
     from frontends.data import check_fits, load_dataset
     from netpatch.command import load_net, network_loader
     if args.jobs < 1:
         raise DataError(f"--jobs {args.jobs}: need at least 1")
+    check_engine(args.engine, args.scheduler, args.jobs)
     net = load_net(args)
     x, y = load_dataset(args.data)
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
-    check_fits(x, y, net.n_inputs, net.n_outputs, args.data)
+    check_fits(x, y, net.n_inputs, net.n_outputs, args.data, net.domain)
     config = attack_config(args)
-    settings = {"net": str(args.net), "data": str(args.data), **config_dict(config)}
+    settings = {**selection_settings(args.net, args.data, limit=args.limit,
+                                     domain=getattr(args, "domain", None)),
+                **config_dict(config)}
     shape = image_shape(net, parse_image_shape(args.image_shape))
     run_attacks(net, x, y, config, Path(args.out), settings, jobs=args.jobs,
+                engine=args.engine, scheduler=args.scheduler,
                 load=network_loader(args), image_shape=shape)
     return 0
 

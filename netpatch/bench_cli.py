@@ -18,41 +18,43 @@ import numpy as np
 from attacks import AttackConfig
 from common.errors import DataError
 
-DEFAULT_METHODS = "netpatch-dnc,netpatch-direct,fgsm,pgd,deepfool,jsma"
+DEFAULT_METHODS = "netpatch-dnc,netpatch-direct,fgsm,pgd,deepfool,jsma,l0fmn"
 
 
-def register(sub) -> None:
+def register(sub, add_command) -> None:
     from backends import DEFAULT_BACKEND
     from evaluation.baselines import METHODS
     from evaluation.bench import NETPATCH_METHODS
-    from netpatch.command import add_network_args
-    p = sub.add_parser("bench", help="attack methods side by side (Table I), transferability "
-                       "(--transfer) or patch sizes per layer (--patch-table)", description=__doc__)
-    add_network_args(p)
+    from netpatch.attack_cli import add_engine_args
+    from netpatch.command import add_network_args, at_least_one, count, positive, text
+    p = add_command(sub, "bench", help="attack methods side by side (Table I), transferability "
+                    "(--transfer) or patch sizes per layer (--patch-table)", description=__doc__)
+    add_network_args(p, domain=True)
     p.add_argument("--data", required=True, help=".npz with arrays x and y, or .csv (label first)")
     p.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated, from {', '.join(NETPATCH_METHODS)}, {', '.join(METHODS)} "
                         f"(default {DEFAULT_METHODS})")
-    p.add_argument("--limit", type=int, default=100,
+    p.add_argument("--limit", type=count, default=100,
                    help="attack the first N correctly classified images (default 100)")
-    p.add_argument("--linf", type=float, default=1.0, help="netpatch: largest change of one "
+    p.add_argument("--linf", type=positive, default=1.0, help="netpatch: largest change of one "
                    "input value (default 1.0)")
-    p.add_argument("--max-pixels", type=int, default=15, help="netpatch and the pixel attack: "
+    p.add_argument("--max-pixels", type=at_least_one, default=15, help="netpatch and the pixel attack: "
                    "at most K changed input values (default 15)")
-    p.add_argument("--eps", type=float, default=0.1, help="FGSM and PGD: L-inf budget (default 0.1)")
+    p.add_argument("--eps", type=positive, default=0.1, help="FGSM and PGD: L-inf budget (default 0.1)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solver call (default 30)")
-    p.add_argument("--jobs", type=int, default=1, help="netpatch worker processes (default 1)")
+    p.add_argument("--time-limit", type=positive, default=30.0, help="seconds per solver call (default 30)")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="netpatch worker processes (default 1)")
+    add_engine_args(p)
     p.add_argument("--image-shape", help="H,W,C to draw and attack flat inputs as images, e.g. "
                    "32,32,3 (default: guessed for 784 and 3072 inputs)")
     p.add_argument("--seed", type=int, default=0, help="random seed of baselines and retraining")
     p.add_argument("--transfer", action="store_true", help="also retrain on every method's "
                    "adversarial images and report what still fools the hardened network (Table II)")
-    p.add_argument("--epochs", type=int, default=5, help="--transfer: retraining epochs (default 5)")
+    p.add_argument("--epochs", type=count, default=5, help="--transfer: retraining epochs (default 5)")
     p.add_argument("--patch-table", action="store_true", help="Table III instead: the smallest "
                    "patch of every edge-layer for --index and --property")
-    p.add_argument("--index", type=int, default=0, help="--patch-table: row of --data (default 0)")
-    p.add_argument("--property", help='--patch-table: e.g. "argmin(y) == 0 by 0.001" (default: '
+    p.add_argument("--index", type=count, default=0, help="--patch-table: row of --data (default 0)")
+    p.add_argument("--property", type=text, help='--patch-table: e.g. "argmin(y) == 0 by 0.001" (default: '
                    "misclassify the row's predicted label)")
     p.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
     p.set_defaults(run=run)
@@ -60,24 +62,32 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from evaluation.bench import BenchSettings, parse_methods, run_bench, transfer_section
+    from evaluation.engines import check_engine
     from evaluation.report import image_shape
+    from evaluation.runs import make_output_dir, selection_settings
     from frontends.data import check_fits, load_dataset, load_inputs
     from netpatch.attack_cli import parse_image_shape
     from netpatch.command import load_net, network_loader
+    check_engine(args.engine, args.scheduler, args.jobs)
     net = load_net(args)
     out = Path(args.out)
     if args.patch_table:
         return patch_table(args, net, load_inputs(args.data, net.n_inputs), out)
     x, y = load_dataset(args.data)
-    check_fits(x, y, net.n_inputs, net.n_outputs, args.data)
+    check_fits(x, y, net.n_inputs, net.n_outputs, args.data, net.domain)
     methods = parse_methods(args.methods)
     attack = AttackConfig(linf=args.linf, max_pixels=args.max_pixels, backend=args.backend,
                           time_limit=args.time_limit)
     settings = BenchSettings(str(args.net), str(args.data), attack, eps=args.eps, seed=args.seed,
                              jobs=args.jobs, load=network_loader(args),
-                             image_shape=image_shape(net, parse_image_shape(args.image_shape)))
+                             image_shape=image_shape(net, parse_image_shape(args.image_shape)),
+                             engine=args.engine, scheduler=args.scheduler,
+                             selection={k: v for k, v in selection_settings(
+                                 args.net, args.data, limit=args.limit,
+                                 domain=getattr(args, "domain", None)).items()
+                                 if k not in ("net", "data")})
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:args.limit]
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     np.savez(out / "images.npz", x=x[keep], y=y[keep], source_index=keep)
     print(f"{len(keep)} correctly classified images of {Path(args.data).name} "
           f"(the first {args.limit} asked for)", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, load_shared_network
 from frontends import load_network
 from frontends.data import load_dataset
 from netpatch.cli import main as netpatch
@@ -33,7 +33,7 @@ def adversarial_rows(x, records):
 
 @pytest.fixture(scope="module")
 def small_mnist(shared_data):
-    net = load_network(MNIST_8_16)
+    net = load_shared_network(MNIST_8_16)
     x, y = load_dataset(MNIST_DATA)
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:4]
     return net, x[keep], y[keep]

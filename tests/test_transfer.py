@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from frontends import load_network
+from ir.network import Domain
 from frontends.data import load_dataset
 from common.errors import DataError
 from evaluation.transfer import harden, training_mix, transfer_table
@@ -51,7 +52,7 @@ def digits():
     pytest.importorskip("keras")
     net = load_network(DIGITS_NET)
     x, y = load_dataset(DIGITS_DATA)
-    return net, x, y
+    return net.with_domain(Domain.box(net.n_inputs)), x, y
 
 
 @pytest.fixture(scope="module")

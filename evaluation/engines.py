@@ -1,0 +1,193 @@
+"""Where a batch's images are attacked: the engines behind ``--engine``.
+
+* ``local`` (default): in this process with one job, else a ``spawn`` process pool of
+  ``jobs`` workers, each loading the network once with ``load()`` (a picklable callable);
+* ``dask``: one task per image on a ``dask.distributed`` cluster: the scheduler at
+  ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``), else an embedded ``LocalCluster`` of ``jobs``
+  worker processes (one thread each, on 127.0.0.1, no dashboard).  The network (pickled) and
+  the data set are scattered once to every worker (``broadcast=True``); each worker process
+  unpickles the network once and keeps it (``_worker_network``, keyed by the pickle's
+  digest), and tasks carry only an image index: the worker machines need netpatch installed
+  but not the model or data files.  A worker that dies has its tasks rerun elsewhere by the
+  scheduler; an image that kills ``distributed.scheduler.allowed-failures`` + 1 workers is
+  recorded with status ``error``.
+
+Every engine yields one record per image (``evaluation.records``) to the caller, which alone
+writes files; the order is the input order with one local job, else the order of completion.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+from common.errors import DataError
+from evaluation.records import attack_record, error_record
+
+ENGINES = ("local", "dask")
+RETRIES = 2            # reruns of a task that raised (attack_record itself never raises)
+CONNECT_TIMEOUT = 20   # seconds to reach a --scheduler
+
+
+def check_engine(engine: str, scheduler: str | None, jobs: int = 1) -> None:
+    """Reject an unknown engine, ``--scheduler`` without ``--engine dask`` and ``--jobs < 1``."""
+    if engine not in ENGINES:
+        raise DataError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise DataError(f"--scheduler {scheduler}: only with --engine dask (the engine is {engine})")
+    if scheduler is not None and not scheduler.strip():
+        raise DataError("--scheduler '': give an address like tcp://HOST:8786")
+    if jobs < 1:
+        raise DataError(f"--jobs {jobs}: need at least 1")
+
+
+def attack_records(net, x: np.ndarray, y: np.ndarray, config, todo: list[int], *,
+                   engine: str = "local", jobs: int = 1, load=None,
+                   scheduler: str | None = None) -> Iterator[dict]:
+    """One record per row ``i`` of ``todo`` (attacking ``x[i]`` of label ``y[i]``)."""
+    check_engine(engine, scheduler, jobs)
+    if engine == "dask":
+        return dask_records(net, x, y, config, todo, jobs=jobs, scheduler=scheduler)
+    return local_records(net, x, y, config, todo, jobs=jobs, load=load)
+
+
+# -- local ---------------------------------------------------------------------------------
+
+def local_records(net, x, y, config, todo, jobs: int = 1, load=None) -> Iterator[dict]:
+    """In input order with one job, as they finish with several."""
+    if jobs == 1 or len(todo) <= 1:
+        for i in todo:
+            yield attack_record(net, x[i], int(y[i]), i, config)
+        return
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(load, config)) as pool:
+        yield from pool.imap_unordered(_worker_attack, [(i, x[i], int(y[i])) for i in todo])
+
+
+_WORKER = {}
+
+
+def _worker_init(load, config):
+    _WORKER["net"] = load()
+    _WORKER["config"] = config
+
+
+def _worker_attack(job):
+    i, xi, yi = job
+    return attack_record(_WORKER["net"], xi, yi, i, _WORKER["config"])
+
+
+# -- dask ----------------------------------------------------------------------------------
+
+def dask_records(net, x, y, config, todo, jobs: int = 1,
+                 scheduler: str | None = None) -> Iterator[dict]:
+    """One task per image; records as tasks complete.  Closing the generator (or an
+    interrupt) cancels what is left and stops an embedded cluster."""
+    if not todo:
+        return
+    distributed = _import_distributed()
+    client, cluster = _connect(distributed, scheduler, jobs)
+    futures = {}
+    try:
+        # sent once to every worker, not once per task
+        blob = pickle.dumps(net, protocol=pickle.HIGHEST_PROTOCOL)
+        digest = hashlib.sha256(blob).hexdigest()
+        net_f = client.scatter(blob, broadcast=True, hash=False)
+        x_f = client.scatter(np.ascontiguousarray(x), broadcast=True, hash=False)
+        y_f = client.scatter(np.asarray(y), broadcast=True, hash=False)
+        token = uuid.uuid4().hex[:12]
+        for i in todo:
+            future = client.submit(_dask_attack, net_f, digest, x_f, y_f, int(i), config,
+                                   key=f"netpatch-attack-{token}-{i}", retries=RETRIES)
+            futures[future.key] = (future, int(i))
+        for future in distributed.as_completed([f for f, _ in futures.values()]):
+            _, i = futures.pop(future.key)
+            yield _dask_outcome(distributed, future, i, x, y, scheduler)
+            future.release()
+    finally:
+        for future, _ in futures.values():
+            future.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _dask_attack(blob: bytes, digest: str, x, y, i: int, config):
+    """The task, run on a worker: ``blob`` (the pickled network), ``x`` and ``y`` are the
+    worker's scattered copies; the image is copied out of the shared array."""
+    return attack_record(_worker_network(blob, digest), np.array(x[i]), int(y[i]), i, config)
+
+
+_NETWORKS: dict[str, object] = {}    # per worker process: pickle digest -> network
+
+
+def _worker_network(blob: bytes, digest: str):
+    """The network of ``blob``, unpickled once per worker process.  (Unpickled here rather
+    than stored as an object by Dask: arrays that Dask deserializes into its receive buffers
+    gave a different, though valid, answer on one MNIST image; the pickle gives this
+    process the same arrays a local worker loads.)"""
+    net = _NETWORKS.get(digest)
+    if net is None:
+        if len(_NETWORKS) >= 4:      # a worker shared by several runs keeps the latest few
+            _NETWORKS.pop(next(iter(_NETWORKS)))
+        net = _NETWORKS[digest] = pickle.loads(blob)
+    return net
+
+
+def _dask_outcome(distributed, future, i: int, x, y, scheduler) -> dict:
+    from distributed.scheduler import KilledWorker
+    try:
+        return future.result()
+    except KilledWorker as err:
+        # the image took down every worker it was given to (e.g. out of memory)
+        return error_record(i, int(y[i]), x[i], err)
+    except Exception as err:  # noqa: BLE001 - any other failure is the cluster's, not the image's
+        where = f"the Dask scheduler at {scheduler}" if scheduler else "the embedded Dask cluster"
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        hint = ("; is netpatch installed on every worker?" if isinstance(err, ImportError) else "")
+        raise DataError(f"input {i}: {where} failed ({reason}{hint}); finished inputs are saved, "
+                        "rerun the same command to resume") from None
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DataError("--engine dask needs dask.distributed: pip install 'dask[distributed]'") from None
+    return distributed
+
+
+def _connect(distributed, scheduler: str | None, jobs: int):
+    """A client of the scheduler at ``scheduler``, or of a new embedded LocalCluster."""
+    if scheduler is None:
+        try:
+            with warnings.catch_warnings():   # "port 8787 is in use": its HTTP routes move on
+                warnings.simplefilter("ignore", UserWarning)
+                cluster = distributed.LocalCluster(
+                    n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR)
+        except Exception as err:  # noqa: BLE001 - say it in one line
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+            raise DataError(f"--engine dask: cannot start an embedded Dask cluster of {jobs} "
+                            f"workers ({reason}); give a running one with --scheduler") from None
+        try:
+            return distributed.Client(cluster), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(f"--scheduler {scheduler}: cannot reach a Dask scheduler ({reason})") from None
+    if not client.scheduler_info().get("workers"):
+        print(f"note: no worker has joined {scheduler} yet; the tasks wait for one "
+              f"(start one with: dask worker {scheduler})", file=sys.stderr)
+    return client, None
