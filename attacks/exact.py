@@ -42,6 +42,7 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     for budget in range(1, limit + 1):
         for target_class, conj in candidates:
             result.tried += 1
+            work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
             try:
                 x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), work)
             except StageFailure as failure:
@@ -64,6 +65,7 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
 def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):
     """The first validated ``direct`` answer over the candidates, as (target, x_adv)."""
     for target_class, conj in candidates:
+        work.stage(f"exact: direct upper bound, target class {target_class}")
         try:
             x_adv = direct(net, x, conj, config, work)
         except StageFailure:
@@ -88,7 +90,9 @@ def _verdict(result: AttackResult, proved: bool, config: AttackConfig) -> Attack
 
 def _exact_milp(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
     t0 = time.perf_counter()
-    problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1")
+    problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1",
+                                   groups=net.pixel_groups(), bounds_method=config.exact.bounds,
+                                   time_budget=config.exact.bounds_seconds)
     options = PassOptions(phase_fixing=None, sign_pruning=False,
                           relaxation=config.passes.relaxation)
     solved = solve_query(problem, config.backend, options, work.time_limit(),

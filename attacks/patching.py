@@ -38,6 +38,7 @@ class PatchRequest:
     free_patched_phases: bool = False
     relinearize: int = 3
     reduced: bool = True
+    bounds: str = "interval"          # big-M constants of free phases (compiler.analysis.bounds)
     dump_dir: Path | None = None
     dump_stem: str | None = None
     observe: Callable | None = None
@@ -127,7 +128,7 @@ def _solve(request: PatchRequest, phase_net, stem: str, reduced: bool):
     problem, decoder = patch_query(request.net, request.layer, request.inputs, request.target,
                                    request.objective, request.eps_bound,
                                    request.free_patched_phases, phase_net=phase_net,
-                                   reduced=reduced)
+                                   reduced=reduced, bounds_method=request.bounds)
     solved = solve_query(problem, request.backend, request.passes, request.time_limit,
                          query_s=time.perf_counter() - t0, dump_dir=request.dump_dir,
                          dump_stem=stem, observe=request.observe)

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
-from attacks import AttackConfig, attack  # noqa: E402
+from attacks import AttackConfig, ExactConfig, attack  # noqa: E402
+from ir.network import Domain  # noqa: E402
 from frontends import load_network  # noqa: E402
 from frontends.data import load_dataset  # noqa: E402
 
@@ -38,17 +39,25 @@ def main() -> None:
     parser.add_argument("--max-pixels", type=int, default=3)
     parser.add_argument("--linf", type=float, default=1.0)
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--image-time-limit", type=float, default=None,
+                        help="wall-clock seconds per image and strategy")
+    parser.add_argument("--bounds", default="symbolic", help="exact's big-M bounds")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "exact.md"))
     args = parser.parse_args()
     net = load_network(args.net)
+    net = net if net.domain is not None else net.with_domain(Domain.box(net.n_inputs))
+    strategies = args.strategies.split(",")
     x, y = load_dataset(args.data)
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:args.images]
     wins, seconds, verdicts, excess, bugs = Counter(), Counter(), Counter(), {}, []
     for i in keep:
         pixels = {}
-        for strategy in STRATEGIES:
+        status = None
+        for strategy in strategies:
             config = AttackConfig(linf=args.linf, max_pixels=args.max_pixels, strategy=strategy,
-                                  time_limit=args.time_limit)
+                                  time_limit=args.time_limit, budget=args.image_time_limit,
+                                  exact=ExactConfig(bounds=args.bounds))
             t0 = time.perf_counter()
             r = attack(net, x[i], int(y[i]), config)
             seconds[strategy] += time.perf_counter() - t0
@@ -60,19 +69,20 @@ def main() -> None:
                 verdicts[r.status] += 1
                 status = r.status
         for strategy in ("dnc", "direct"):
-            if strategy not in pixels:
+            if strategy not in pixels or "exact" not in strategies:
                 continue
-            if status == "infeasible" or (status == "optimal" and pixels[strategy] < pixels["exact"]):
+            if status == "infeasible" or (status == "optimal"
+                                          and pixels[strategy] < pixels["exact"]):
                 bugs.append(f"image {i}: {strategy} {pixels[strategy]} pixels, exact {status}")
             if status == "optimal":
                 excess.setdefault(strategy, []).append(pixels[strategy] - pixels["exact"])
         print(f"image {i}: {pixels} exact {status}", flush=True)
     lines = [f"# Exact vs heuristics: {Path(args.net).name}, first {len(keep)} correctly classified "
              f"images, L-inf {args.linf}, <= {args.max_pixels} pixels, {args.time_limit} s per "
-             "solver call", "",
+             f"solver call, {args.image_time_limit} s per image, exact's bounds {args.bounds}", "",
              "| strategy | successes | mean s per image | mean pixels above the proved optimum |",
              "|---|---|---|---|"]
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         above = excess.get(strategy)
         lines.append(f"| {strategy} | {wins[strategy]}/{len(keep)} | "
                      f"{seconds[strategy] / max(len(keep), 1):.3g} | "

@@ -151,7 +151,8 @@ class Problem:
                 or bool(np.any(self.integer_mask & (self.lower < self.upper))))
 
     def sizes(self) -> dict:
-        """Free variables (not fixed by bounds), rows, free binaries, nonzeros, ReLUs."""
+        """Free variables (not fixed by bounds), rows, free binaries, nonzeros, ReLU pairs and
+        those whose bounds leave the phase undecided (each needs a binary when lowered)."""
         free = self.lower < self.upper
         return {
             "variables": int(np.sum(free)),
@@ -159,6 +160,8 @@ class Problem:
             "binaries": int(np.sum(free & self.integer_mask)),
             "nonzeros": int(self.matrix.nnz),
             "relus": int(sum(len(r.a) for r in self.relus)),
+            "unstable_relus": int(sum(np.sum((self.lower[r.z] < 0) & (self.upper[r.z] > 0))
+                                      for r in self.relus)),
             "maxes": int(sum(len(m.out) for m in self.maxes)),
         }
 

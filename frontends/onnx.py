@@ -44,6 +44,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from common.errors import FrontendError, NetworkError
 from common.limits import check_values
+from frontends.folding import fold_scales
 from ir.layers import output_shape
 from ir.network import (AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Network, Pad2D,
                         ReLU, Reshape, Scale, Shape, Transpose)
@@ -84,7 +85,7 @@ def load_onnx(path: str | Path) -> Network:
     constants = _Constants(graph)
     _walk(graph, constants, chain)
     try:
-        return Network(tuple(chain.layers), None, chain.input_ir_shape, path.stem,
+        return Network(tuple(fold_scales(chain.layers)), None, chain.input_ir_shape, path.stem,
                        tuple(chain.notes))
     except NetworkError as err:
         raise FrontendError(f"the lowered network is invalid: {err}", source) from None

@@ -209,9 +209,8 @@ def test_input_normalization(tmp_path, constant_first):
         const("mean", [[[0.25]], [[0.5]]]), const("std", [[[0.5]], [[0.3]]]),
         const("W", rand(rng, 4, 18))])
     net = check_loaded(tmp_path, model)
-    assert kinds(net) == ["Scale", "Linear"]
-    scale = net.layers[0]
-    assert np.allclose(scale.mul[:9], -2.0 if constant_first else 2.0)
+    # the normalization folds into the dense layer (outputs checked above): edge 1 patchable
+    assert kinds(net) == ["Linear"] and net.edge(1).patchable
 
 
 # ---- convolution, padding, pooling -----------------------------------------------------------
@@ -339,7 +338,7 @@ def test_batchnorm_after_conv_folds_and_after_relu_scales(tmp_path):
                                              const("W", rand(rng, 4, 27))]
                        + bn("bn1", 3) + bn("bn2", 3) + bn("bn3", 4), opset=15)
     net = check_loaded(tmp_path, model)
-    assert kinds(net) == ["Conv2D", "ReLU", "Scale", "Linear"]
+    assert kinds(net) == ["Conv2D", "ReLU", "Linear"]   # BN after the ReLU folds into Gemm
 
 
 # ---- shapes ----------------------------------------------------------------------------------
@@ -741,3 +740,20 @@ def test_save_network_by_suffix(tmp_path):
     with pytest.raises(FrontendError, match=r"net\.txt: cannot write the format '\.txt'; "
                                             r"supported: \.onnx, \.nnir, \.nnet"):
         save_network(net, tmp_path / "net.txt")
+
+
+def test_fold_scales_keeps_the_function_and_only_folds_into_dense_layers():
+    from frontends.folding import fold_scales
+    from ir.layers import Conv2D, Reshape, Scale
+    rng = np.random.default_rng(5)
+    scale = Scale(rng.uniform(0.5, 2, 8), rng.normal(size=8))
+    dense = [scale, Reshape((8,)), Linear(rng.normal(size=(3, 8)), rng.normal(size=3))]
+    folded = fold_scales(dense)
+    assert [type(layer).__name__ for layer in folded] == ["Reshape", "Linear"]
+    conv = [Scale(rng.uniform(0.5, 2, 8), rng.normal(size=8)),
+            Conv2D(rng.normal(size=(1, 2, 2, 2)), np.zeros(1))]
+    assert fold_scales(conv)[0] is conv[0]
+    from ir.network import Network
+    x = rng.uniform(size=(5, 8))
+    np.testing.assert_allclose(Network(tuple(folded), None, (8,))(x),
+                               Network(tuple(dense), None, (8,))(x), atol=1e-12)

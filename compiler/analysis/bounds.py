@@ -65,6 +65,13 @@ def pool_decisions(groups: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return winner, lows[rows, winner] >= highs.max(axis=1)
 
 
+def intersect(lo_a, hi_a, lo_b, hi_b):
+    """The intersection of two sound bounds.  Where float rounding leaves the lower bound a
+    hair above the upper one, both become the same value (each is sound up to rounding)."""
+    lo, hi = np.maximum(lo_a, lo_b), np.minimum(hi_a, hi_b)
+    return np.minimum(lo, hi), np.maximum(lo, hi)
+
+
 def input_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, linf: float):
     """The box of inputs within ``linf`` of ``x`` and inside the domain."""
     return np.maximum(lower, x - linf), np.minimum(upper, x + linf)

@@ -45,7 +45,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from compiler.analysis.bounds import activation_interval, pool_decisions
+from compiler.analysis.bounds import activation_interval, intersect, pool_decisions
 from compiler.analysis.input_sets import Box, SparseBox
 from compiler.analysis.symbolic import layer_symbolic, symbolic_bounds
 
@@ -69,7 +69,7 @@ def lp_bounds(net, input_set, start: int = 0, time_budget: float | None = None,
                 break
             if tightened:
                 lo, hi = layer_symbolic(net, input_set, start, k, lower, upper, relu_lower)
-                lower[k], upper[k] = np.maximum(lower[k], lo), np.minimum(upper[k], hi)
+                lower[k], upper[k] = intersect(lower[k], upper[k], lo, hi)
             before = (lower[k].copy(), upper[k].copy())
             solved[k] = model.tighten(edge, _undecided(edge, lower[k], upper[k]),
                                       lower[k], upper[k])

@@ -42,7 +42,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.errors import NetworkError
-from compiler.analysis.bounds import activation_interval, interval_step, pool_decisions
+from compiler.analysis.bounds import (activation_interval, interval_step, intersect,
+                                      pool_decisions)
 
 RELU_LOWER = ("area", "parallel")
 
@@ -67,7 +68,7 @@ def layer_symbolic(net, input_set, start: int, k: int, lower: dict, upper: dict,
     lo, hi = _back_substitute(net, input_set, start, k, lower, upper, relu_lower)
     if k > start + 1:
         step_lo, step_hi = interval_step(net, k, lower[k - 1], upper[k - 1])
-        lo, hi = np.maximum(lo, step_lo), np.minimum(hi, step_hi)
+        lo, hi = intersect(lo, hi, step_lo, step_hi)
     return lo, hi
 
 

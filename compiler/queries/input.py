@@ -39,8 +39,9 @@ class InputDecoder:
 
 def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int | None = None,
                 objective: str = "pixels", input_bounds: str = "budget",
-                phase_point: np.ndarray | None = None,
-                groups: np.ndarray | None = None) -> tuple[Problem, InputDecoder]:
+                phase_point: np.ndarray | None = None, groups: np.ndarray | None = None,
+                bounds_method: str = "interval", time_budget: float | None = None
+                ) -> tuple[Problem, InputDecoder]:
     """Blocks: ``delta_pos``, ``delta_neg``, ``changed`` (binary, one per pixel), ``z1``,
     ``a{m}``/``p{m}``, ``z{m}``, and ``delta_max`` for the L-inf objective.
 
@@ -49,6 +50,8 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     the inputs with at most ``max_pixels`` changed pixels (``SparseBox``); ``"box"`` over the
     whole L-inf box.  ``phase_point`` (default ``x``) is the input whose phases the
     ReluBlocks and MaxBlocks record, so phase fixing can re-linearize at a candidate.
+    ``bounds_method`` (``compiler.analysis.bounds.METHODS``) bounds the layers above over
+    that input set: the big-M constants of free phases.
     """
     if objective not in OBJECTIVES:
         raise NetworkError(f"unknown input objective {objective!r}; use one of {OBJECTIVES}")
@@ -88,6 +91,11 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     # z1 - W delta_pos + W delta_neg = W x + b
     affine_rows(b, "layer1", z, d_pos, edge.linear.weight, z0, shift=d_neg)
     lows, highs = bounds.propagate(net, 1, z_lo, z_hi)
+    if bounds_method != "interval":
+        tight = bounds.layer_bounds(net, input_set, bounds_method, time_budget=time_budget)
+        pairs = [bounds.intersect(lo, hi, tight.lower[m], tight.upper[m])
+                 for m, (lo, hi) in enumerate(zip(lows, highs), start=1)]
+        lows, highs = [lo for lo, _ in pairs], [hi for _, hi in pairs]
     y = encode_tail(b, net, 1, z, phase_trace, 0, lows, highs, "")
     lower_target(b, y, target, "target")
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import NetworkError
-from compiler.analysis import bounds
 from compiler.problem import Problem, ProblemBuilder
-from compiler.queries.tail import encode_tail, le_max_rows
+from compiler.queries.tail import encode_tail, le_max_rows, tail_bounds
 from compiler.queries.targets import Target, lower_target, marks_at_trace
 
 OBJECTIVES = ("linf", "l1")
@@ -74,7 +73,8 @@ PatchDecoder = FullPatchDecoder | ReducedPatchDecoder
 
 def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str = "linf",
                 eps_bound: float | None = None, free_patched_phases: bool = False,
-                phase_net=None, reduced: bool = False) -> tuple[Problem, PatchDecoder]:
+                phase_net=None, reduced: bool = False,
+                bounds_method: str = "interval") -> tuple[Problem, PatchDecoder]:
     """Blocks: ``eps_pos``, ``eps_neg`` (shape of W_k) or ``d_pos``, ``d_neg`` (reduced),
     ``eps_max`` (L-inf only), and per input ``z{k}``, ``a{m}``, ``z{m}`` up to the output.
 
@@ -82,7 +82,8 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     directly) without a recorded phase, so phase fixing keeps them exact (binaries) and the
     patch may switch inactive neurons on.  ``phase_net`` (default ``net``) is the network
     whose phases on the inputs the ReluBlocks record: pass a patched network to re-linearize
-    at a candidate patch.
+    at a candidate patch.  ``bounds_method`` bounds the layers above k (big-M constants of
+    free phases).
     """
     if objective not in OBJECTIVES:
         raise NetworkError(f"unknown patch objective {objective!r}; use one of {OBJECTIVES}")
@@ -97,12 +98,14 @@ def patch_query(net, k: int, inputs: np.ndarray, target: Target, objective: str 
     if reduced:
         if len(inputs) != 1:
             raise NetworkError("the reduced patch formulation holds for one input only")
-        return _reduced(net, k, trace, phase_trace, target, objective, bound, free_patched_phases)
+        return _reduced(net, k, trace, phase_trace, target, objective, bound,
+                        free_patched_phases, bounds_method)
     return _full(net, k, inputs, trace, phase_trace, target, objective, bound,
-                 free_patched_phases)
+                 free_patched_phases, bounds_method)
 
 
-def _full(net, k, inputs, trace, phase_trace, target, objective, bound, free_patched_phases):
+def _full(net, k, inputs, trace, phase_trace, target, objective, bound, free_patched_phases,
+          bounds_method):
     n_out, n_in = net.edge(k).linear.weight.shape
     b = ProblemBuilder(f"patch_{net.name}_layer{k}")
     eps_pos = b.add_vars("eps_pos", (n_out, n_in), 0.0, bound)
@@ -119,7 +122,7 @@ def _full(net, k, inputs, trace, phase_trace, target, objective, bound, free_pat
         cols = np.concatenate([z, eps_pos[j, i], eps_neg[j, i]])
         vals = np.concatenate([np.ones(n_out), -source[i], source[i]])
         b.add_rows(f"patch{k}{tag}", rows, cols, vals, z0, z0, n_out)
-        lows, highs = bounds.propagate(net, k, z0 - reach, z0 + reach)
+        lows, highs = tail_bounds(net, k, z0 - reach, z0 + reach, bounds_method)
         y = encode_tail(b, net, k, z, phase_trace, t, lows, highs, tag,
                         free_first=free_patched_phases)
         lower_target(b, y, target, f"target{tag}")
@@ -144,7 +147,8 @@ def _full(net, k, inputs, trace, phase_trace, target, objective, bound, free_pat
     return b.build(), FullPatchDecoder(eps_pos, eps_neg)
 
 
-def _reduced(net, k, trace, phase_trace, target, objective, bound, free_patched_phases):
+def _reduced(net, k, trace, phase_trace, target, objective, bound, free_patched_phases,
+             bounds_method):
     source, z0 = trace.post[k - 1][0], trace.pre[k][0]
     n_out = len(z0)
     l1_norm, max_abs = float(np.sum(np.abs(source))), float(np.max(np.abs(source), initial=0.0))
@@ -156,7 +160,7 @@ def _reduced(net, k, trace, phase_trace, target, objective, bound, free_patched_
     # z_j - d_pos_j + d_neg_j = z0_j
     b.add_rows(f"patch{k}", np.tile(np.arange(n_out), 3), np.concatenate([z, d_pos, d_neg]),
                np.concatenate([np.ones(n_out), -np.ones(n_out), np.ones(n_out)]), z0, z0, n_out)
-    lows, highs = bounds.propagate(net, k, z0 - reach, z0 + reach)
+    lows, highs = tail_bounds(net, k, z0 - reach, z0 + reach, bounds_method)
     y = encode_tail(b, net, k, z, phase_trace, 0, lows, highs, "", free_first=free_patched_phases)
     lower_target(b, y, target, "target")
     if objective == "linf":

@@ -45,6 +45,24 @@ def encode_tail(b: ProblemBuilder, net, k: int, z: np.ndarray, trace, t: int, lo
     raise AssertionError("unreachable")
 
 
+def tail_bounds(net, k: int, z_lo: np.ndarray, z_hi: np.ndarray, method: str = "interval",
+                time_budget: float | None = None):
+    """Bounds of ``z_k .. z_L`` from bounds on ``z_k``: interval arithmetic, or (``symbolic``,
+    ``lp``) ``layer_bounds`` over the box of neuron layer k's activations, intersected with
+    the interval bounds (each method is sound; the tighter, the smaller the big-M)."""
+    from compiler.analysis.bounds import intersect, layer_bounds, propagate
+    from compiler.analysis.input_sets import Box
+    lows, highs = propagate(net, k, z_lo, z_hi)
+    if method == "interval" or k == net.depth:
+        return lows, highs
+    a_lo, a_hi = activation_interval(net.edge(k), z_lo, z_hi)
+    tight = layer_bounds(net, Box(a_lo, a_hi), method, start=k, time_budget=time_budget)
+    for m in range(k + 1, net.depth + 1):
+        lows[m - k], highs[m - k] = intersect(lows[m - k], highs[m - k], tight.lower[m],
+                                              tight.upper[m])
+    return lows, highs
+
+
 def affine_rows(b: ProblemBuilder, name: str, z: np.ndarray, a: np.ndarray, weight, rhs,
                 shift=None) -> None:
     """Rows ``z - W a = rhs`` (``W`` dense or sparse); with ``shift``, a second block entering
