@@ -94,7 +94,8 @@ def solve_candidates(net, k, x, prop, backend, args, only=None) -> PatchOutcome:
         outcome = patch_layer(PatchRequest(
             net, k, x, conj, backend, pass_options(args), args.objective, args.eps_bound,
             args.time_limit, free_patched_phases=args.free_patched_phases,
-            relinearize=args.relinearize, reduced=not args.no_reduction, dump_dir=args.dump_lp,
+            relinearize=args.relinearize, reduced=not args.no_reduction, bounds=args.bounds,
+            dump_dir=args.dump_lp,
             dump_stem=stem, observe=printer(args)))
         outcome.target_class = target_class
         if outcome.validated:
@@ -165,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="leave the ReLUs fed by the patched layer free (binaries): slower, "
                              "but patches of the upper layers then validate")
     parser.add_argument("--no-phase-fixing", action="store_true",
-                        help="keep ReLU phases free: a MILP with big-M from interval bounds")
+                        help="keep ReLU phases free: a MILP with big-M from --bounds")
+    parser.add_argument("--bounds", choices=("interval", "symbolic", "lp"), default="interval",
+                        help="bounds of the layers above the patched one, the big-M constants "
+                             "of free phases (default: interval; symbolic and lp are tighter)")
     parser.add_argument("--no-reduction", action="store_true",
                         help="keep one variable per weight instead of one per target neuron")
     parser.add_argument("--no-sign-pruning", action="store_true")
