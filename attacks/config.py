@@ -81,10 +81,12 @@ class DirectConfig:
 class ExactConfig:
     """The exact strategy: ``bounds`` for the big-M constants of its free-phase MILPs
     (``interval``, ``symbolic`` or ``lp``: each sound, each tighter and costlier), with at most
-    ``bounds_seconds`` for the LP stage of ``lp``."""
+    ``bounds_seconds`` for the LP stage of ``lp``; a network whose largest MILP would keep
+    more than ``max_free`` phases undecided is refused as too large (status ``error``)."""
 
     bounds: str = "symbolic"
     bounds_seconds: float | None = 30.0
+    max_free: int = 5000         # undecided ReLUs / max pools beyond which no MILP is tried
 
     def __post_init__(self):
         from compiler.analysis.bounds import METHODS

@@ -38,13 +38,22 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     if best is not None:
         accept(result, best[1], best[0])
         limit = count_pixels(net, best[1] - x) - 1
-    proved = True
+    free = _free_phases(net, x, config, limit)
+    if free > config.exact.max_free:
+        reason = (f"too large for the exact MILP: with {limit} changed pixels, {free} ReLU or "
+                  f"max-pool phases stay undecided by {config.exact.bounds} bounds (the limit "
+                  f"is {config.exact.max_free}); use dnc or direct")
+        # direct's answer (if any) stands, but nothing is proved about it
+        result.failed("exact MILP", "feasible" if result.success else "error", reason)
+        return result
+    proved, cache = True, {}       # bounds per pixel budget, shared by the target classes
     for budget in range(1, limit + 1):
         for target_class, conj in candidates:
             result.tried += 1
             work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
             try:
-                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), work)
+                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), work,
+                                    cache)
             except StageFailure as failure:
                 if failure.status != Status.INFEASIBLE.value:
                     proved = False
@@ -60,6 +69,19 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
             accept(result, x_adv, target_class)
             return _verdict(result, proved, config)
     return _verdict(result, proved, config)
+
+
+def _free_phases(net, x, config: AttackConfig, pixels: int) -> int:
+    """ReLUs and max-pool windows the bounds leave undecided over the changes of at most
+    ``pixels`` pixels: the binaries of the largest MILP of the deepening."""
+    from compiler.analysis.bounds import input_box, layer_bounds
+    from compiler.analysis.input_sets import SparseBox
+    lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
+    groups = net.pixel_groups()
+    per_pixel = 1 if groups is None else int(np.bincount(groups).max())
+    analysis = layer_bounds(net, SparseBox(x, lo, hi, min(pixels * per_pixel, net.n_inputs)),
+                            "interval" if config.exact.bounds == "lp" else config.exact.bounds)
+    return sum(analysis.unstable.values()) + sum(analysis.undecided.values())
 
 
 def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):
@@ -88,11 +110,11 @@ def _verdict(result: AttackResult, proved: bool, config: AttackConfig) -> Attack
     return result
 
 
-def _exact_milp(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
+def _exact_milp(net, x, conj, config: AttackConfig, work: Work, cache: dict) -> np.ndarray:
     t0 = time.perf_counter()
     problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels, objective="l1",
                                    groups=net.pixel_groups(), bounds_method=config.exact.bounds,
-                                   time_budget=config.exact.bounds_seconds)
+                                   time_budget=config.exact.bounds_seconds, bounds_cache=cache)
     options = PassOptions(phase_fixing=None, sign_pruning=False,
                           relaxation=config.passes.relaxation)
     solved = solve_query(problem, config.backend, options, work.time_limit(),

@@ -32,10 +32,20 @@ def pooled_network() -> Network:
                     Linear([[1, 0], [0, -1]], np.zeros(2))), Domain.box(2, -2, 2))
 
 
+def conv_pooled_network() -> Network:
+    """The same behind a convolution: x (1, 2, 1) -> 1x1 Conv2D of weight 1 -> ReLU ->
+    flatten -> the layers of ``pooled_network``.  At x = (1, 0) the convolution passes (1, 0)
+    through, so the dense layer patched (edge-layer 2) sees the source a = (1, 0) again."""
+    dense = pooled_network()
+    return Network((Conv2D(np.ones((1, 1, 1, 1)), np.zeros(1)), ReLU(), Reshape((2,)))
+                   + dense.layers, Domain.box(2, -2, 2), (1, 2, 1))
+
+
+@pytest.mark.parametrize("make, layer", [(pooled_network, 1), (conv_pooled_network, 2)])
 @pytest.mark.parametrize("backend", ["highs", "pyomo-highs", "z3"])
 @pytest.mark.parametrize("phases", ["linearized", "region", None])
 @pytest.mark.parametrize("margin", [0.0, 0.5])
-def test_patch_through_max_pooling_hand_optimum(backend, phases, margin):
+def test_patch_through_max_pooling_hand_optimum(make, layer, backend, phases, margin):
     """Patch edge-layer 1 so that y1 >= y0 + m.  The source is a = x = (1, 0), so the change
     of z_j is d_j = eps_j0 with |d_j| <= M.  y1 - y0 = -(p0 + p1) with p0 = max(1 + d0, d1) and
     p1 = max(d2, 1 + d3), each at least 1 - M: so -(2 - 2M) >= m, M* = 1 + m/2 in every phase
@@ -43,15 +53,15 @@ def test_patch_through_max_pooling_hand_optimum(backend, phases, margin):
     linearized model ignores the losers d1, d2, which an optimal patch may raise above the
     winners (then the real network rejects it: a candidate, not an answer)."""
     require_backend(backend)
-    net = pooled_network()
+    net = make()
     x = np.array([1.0, 0.0])
     np.testing.assert_allclose(net(x), [1.0, -1.0])
-    outcome = patch_layer(PatchRequest(net, 1, x, Conjunction((beats(1, 0, margin),)), backend,
+    outcome = patch_layer(PatchRequest(net, layer, x, Conjunction((beats(1, 0, margin),)), backend,
                                        PassOptions(phase_fixing=phases, sign_pruning=False),
                                        relinearize=0))
     assert outcome.status.value == "optimal"
     assert outcome.objective == pytest.approx(1 + margin / 2, abs=1e-7)
-    y = net.with_patch(1, outcome.eps)(x)
+    y = net.with_patch(layer, outcome.eps)(x)
     assert outcome.validated == (y[1] >= y[0] + margin - 1e-9)
     if phases != "linearized":
         assert outcome.validated
@@ -127,3 +137,12 @@ def test_direct_on_the_cifar_cnn_counts_positions():
     _, conj = targeted_candidates(ArgmaxIsNot(int(y[i])), net(x[i]))[0]
     gains, _ = input_function(net, conj, net.phases(x[i]))
     assert gains.shape == (1, 3072)
+
+
+def test_exact_says_when_the_cnn_is_too_large():
+    net = load_shared_network(MNIST_CNN)
+    x, y = load_mnist()
+    result = attack(net, x[0], int(y[0]), AttackConfig(max_pixels=15, strategy="exact"))
+    assert result.status in ("feasible", "error") and "too large for the exact MILP" in result.reason
+    if result.success:     # direct's answer, validated, with no optimality claimed
+        assert int(np.argmax(net(result.x_adv))) != y[0]

@@ -68,7 +68,7 @@ def test_a_time_limit_is_never_reported_as_infeasible(limits):
     assert attack(net, x[0], int(y[0]), AttackConfig()).success
     for strategy in ("dnc", "exact"):
         result = attack(net, x[0], int(y[0]), AttackConfig(
-            strategy=strategy, max_pixels=15, dnc=DncConfig(grow=False),
+            strategy=strategy, max_pixels=4, dnc=DncConfig(grow=False),
             direct=DirectConfig(grow=0), **limits))
         assert not result.success
         assert result.status == "time_limit", (strategy, result.status, result.reason)

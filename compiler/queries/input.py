@@ -40,8 +40,8 @@ class InputDecoder:
 def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int | None = None,
                 objective: str = "pixels", input_bounds: str = "budget",
                 phase_point: np.ndarray | None = None, groups: np.ndarray | None = None,
-                bounds_method: str = "interval", time_budget: float | None = None
-                ) -> tuple[Problem, InputDecoder]:
+                bounds_method: str = "interval", time_budget: float | None = None,
+                bounds_cache: dict | None = None) -> tuple[Problem, InputDecoder]:
     """Blocks: ``delta_pos``, ``delta_neg``, ``changed`` (binary, one per pixel), ``z1``,
     ``a{m}``/``p{m}``, ``z{m}``, and ``delta_max`` for the L-inf objective.
 
@@ -51,7 +51,8 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     whole L-inf box.  ``phase_point`` (default ``x``) is the input whose phases the
     ReluBlocks and MaxBlocks record, so phase fixing can re-linearize at a candidate.
     ``bounds_method`` (``compiler.analysis.bounds.METHODS``) bounds the layers above over
-    that input set: the big-M constants of free phases.
+    that input set: the big-M constants of free phases; ``bounds_cache`` (a dict the caller
+    keeps) reuses them across queries over the same set (e.g. one per target class).
     """
     if objective not in OBJECTIVES:
         raise NetworkError(f"unknown input objective {objective!r}; use one of {OBJECTIVES}")
@@ -92,7 +93,13 @@ def input_query(net, x: np.ndarray, target: Target, linf: float, max_pixels: int
     affine_rows(b, "layer1", z, d_pos, edge.linear.weight, z0, shift=d_neg)
     lows, highs = bounds.propagate(net, 1, z_lo, z_hi)
     if bounds_method != "interval":
-        tight = bounds.layer_bounds(net, input_set, bounds_method, time_budget=time_budget)
+        key = (bounds_method, max_pixels, input_bounds, linf, x.tobytes())
+        if bounds_cache is not None and key in bounds_cache:
+            tight = bounds_cache[key]
+        else:
+            tight = bounds.layer_bounds(net, input_set, bounds_method, time_budget=time_budget)
+            if bounds_cache is not None:
+                bounds_cache[key] = tight
         pairs = [bounds.intersect(lo, hi, tight.lower[m], tight.upper[m])
                  for m, (lo, hi) in enumerate(zip(lows, highs), start=1)]
         lows, highs = [lo for lo, _ in pairs], [hi for _, hi in pairs]
