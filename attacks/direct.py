@@ -22,6 +22,7 @@ from compiler.queries import input_query
 def direct_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator[Candidate]:
     """Yield ``("", target_class, property, answer)`` per target class, in order."""
     for target_class, conj in candidates:
+        work.stage(f"direct, target class {target_class}")
         try:
             answer = direct(net, x, conj, config, work)
         except StageFailure as failure:

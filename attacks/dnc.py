@@ -53,8 +53,10 @@ def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator
     for position, (tier, dnc) in enumerate(patch_tiers(config.dnc)):      # 1. patch mode
         if position == 1 and config.dnc.grow and config.max_pixels:
             for target_class, conj in candidates:                          # 5.
+                work.stage(f"dnc growing search, target class {target_class}")
                 yield "grow", target_class, conj, grown(net, x, conj, config, work)
         for target_class, conj in candidates:                              # 2. target class
+            work.stage(f"dnc {tier} patches, target class {target_class}")
             answer, failure = None, None
             for schedule in cut_schedules(net.depth, dnc.cuts, first):     # 3. cut schedule
                 try:
@@ -71,6 +73,7 @@ def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator
             yield tier, target_class, conj, (answer if answer is not None else failure)
     if len(patch_tiers(config.dnc)) == 1 and config.dnc.grow and config.max_pixels:
         for target_class, conj in candidates:                              # 5.
+            work.stage(f"dnc growing search, target class {target_class}")
             yield "grow", target_class, conj, grown(net, x, conj, config, work)
 
 

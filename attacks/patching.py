@@ -41,6 +41,7 @@ class PatchRequest:
     bounds: str = "interval"          # big-M constants of free phases (compiler.analysis.bounds)
     dump_dir: Path | None = None
     dump_stem: str | None = None
+    dump_comment: str | None = None   # opens every dumped model file (what it is, its names)
     observe: Callable | None = None
 
 
@@ -131,7 +132,8 @@ def _solve(request: PatchRequest, phase_net, stem: str, reduced: bool):
                                    reduced=reduced, bounds_method=request.bounds)
     solved = solve_query(problem, request.backend, request.passes, request.time_limit,
                          query_s=time.perf_counter() - t0, dump_dir=request.dump_dir,
-                         dump_stem=stem, observe=request.observe)
+                         dump_stem=stem, observe=request.observe,
+                         dump_comment=request.dump_comment)
     eps = None if solved.x is None else decoder.decode(solved.x)
     return eps, solved
 

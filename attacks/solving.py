@@ -31,25 +31,27 @@ class Solved:
 
 def solve_query(problem, backend_name: str, options: PassOptions, time_limit: float | None = None,
                 query_s: float = 0.0, dump_dir: str | Path | None = None,
-                dump_stem: str = "query", observe=None) -> Solved:
+                dump_stem: str = "query", observe=None, dump_comment: str | None = None) -> Solved:
     """Run the pass chain for the backend, solve, and invert the passes.  ``dump_dir``: write
-    the compiled problem in every format the backend writes; ``observe(name, problem)`` sees
-    the problem after each pass."""
+    the compiled problem in every format the backend writes, with ``dump_comment`` on top;
+    ``observe(name, problem)`` sees the problem after each pass."""
     backend = get_backend(backend_name)
     t0 = time.perf_counter()
     compiled = compile_problem(problem, build_chain(options), backend.capabilities, observe)
     compile_s = query_s + time.perf_counter() - t0
     if dump_dir is not None:
-        dump(compiled.problem, dump_dir, dump_stem, backend)
+        dump(compiled.problem, dump_dir, dump_stem, backend, dump_comment)
     result = backend.solve(compiled.problem, time_limit=time_limit)
     x = compiled.invert(result.x) if result.x is not None else None
     return Solved(problem, compiled, result, x, compile_s)
 
 
-def dump(problem, directory: str | Path, stem: str, backend) -> list[Path]:
+def dump(problem, directory: str | Path, stem: str, backend,
+         comment: str | None = None) -> list[Path]:
     """``DIR/STEM.BACKEND.SUFFIX`` for every format the backend writes (HiGHS and Pyomo:
-    ``.lp`` and ``.mps``; z3: ``.smt2``), so files of compared backends sit side by side."""
+    ``.lp`` and ``.mps``; z3: ``.smt2``), so files of compared backends sit side by side;
+    ``comment`` (what the problem is and what its names mean) opens each file."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [backend.write(problem, directory / f"{stem}.{backend.name}{suffix}")
+    return [backend.write(problem, directory / f"{stem}.{backend.name}{suffix}", comment)
             for suffix in backend.FILE_FORMATS]

@@ -4,6 +4,10 @@ that hit a limit or failed, and the wall-clock budget of the whole attack.
 Every solver call of a strategy asks ``time_limit()`` for its limit (the per-call limit cut
 to what the budget leaves) and reports its status to ``saw``; a strategy that found nothing
 then says ``time_limit`` rather than anything that sounds like a proof.
+
+``stage(text)`` names what the attack does now ("dnc linf patches, target class 3") for a
+progress display: strategies call it a few times per target class, never in a solver loop;
+it costs an attribute store unless a listener is set (``listen_to_stages``, one per process).
 """
 from __future__ import annotations
 
@@ -11,6 +15,17 @@ import time
 
 from attacks.result import StageFailure
 from backends.base import Status
+
+
+_stage_listener = None     # callable(text) or None: see listen_to_stages
+
+
+def listen_to_stages(listener):
+    """Call ``listener(text)`` whenever an attack in this process enters a stage (None: stop
+    listening); returns the previous listener."""
+    global _stage_listener
+    previous, _stage_listener = _stage_listener, listener
+    return previous
 
 
 class Work:
@@ -22,6 +37,13 @@ class Work:
         self.deadline = None if budget is None else time.perf_counter() + budget
         self.limits_hit = 0      # calls stopped by a limit (with or without a solution)
         self.errors = 0          # calls that ended in a solver error
+        self.current = ""        # the stage the attack is in (``stage``)
+
+    def stage(self, text: str) -> None:
+        """The attack enters stage ``text``; the process's stage listener hears it."""
+        self.current = text
+        if _stage_listener is not None:
+            _stage_listener(text)
 
     def time_limit(self) -> float | None:
         """Seconds the next solver call may take; StageFailure when the budget is spent."""

@@ -43,6 +43,11 @@ class Result:
     info: dict = field(default_factory=dict)
 
 
+# How each model-file format starts a comment line (LP, as CPLEX and HiGHS read it: a
+# backslash; MPS: an asterisk in the first column; SMT-LIB: a semicolon).
+COMMENT_PREFIX = {".lp": "\\", ".mps": "*", ".smt2": ";"}
+
+
 class Backend:
     """One solver.  Subclasses set the flags and ``STATUS_MAP`` and implement ``solve`` and
     ``_write``."""
@@ -77,13 +82,19 @@ class Backend:
     def solve(self, problem, time_limit: float | None = None, mip_start=None) -> Result:
         raise NotImplementedError
 
-    def write(self, problem, path) -> Path:
-        """Write ``problem`` as a model file; its suffix must be one of ``FILE_FORMATS``."""
+    def write(self, problem, path, comment: str | None = None) -> Path:
+        """Write ``problem`` as a model file; its suffix must be one of ``FILE_FORMATS``.
+        ``comment`` (lines of text: what the problem is, what its names mean) goes on top
+        of the file as the format's comment lines (``COMMENT_PREFIX``)."""
         path = Path(path)
         if path.suffix.lower() not in self.FILE_FORMATS:
             writes = ", ".join(self.FILE_FORMATS) or "no model files"
             raise NetpatchError(f"backend {self.name} writes {writes}, not {path.name!r}")
         self._write(problem, path)
+        if comment:
+            prefix = COMMENT_PREFIX[path.suffix.lower()]
+            block = "".join(f"{prefix} {line}".rstrip() + "\n" for line in comment.splitlines())
+            path.write_text(block + path.read_text())
         return path
 
     def _write(self, problem, path: Path) -> None:

@@ -81,8 +81,13 @@ class Z3Backend(Backend):
         return result
 
     def _write(self, problem, path) -> None:
-        """The ``Optimize`` instance as SMT-LIB 2 (``opt.sexpr()``), variables by problem name."""
-        path.write_text(_Z3Model(problem).opt.sexpr())
+        """The ``Optimize`` instance as SMT-LIB 2 (``opt.sexpr()``), variables by problem name,
+        ending with ``(check-sat)`` and ``(get-objectives)``: ``z3 FILE.smt2`` prints the
+        answer and the optimum."""
+        text = _Z3Model(problem).opt.sexpr().rstrip("\n")
+        if not text.endswith("(check-sat)"):
+            text += "\n(check-sat)"
+        path.write_text(text + "\n(get-objectives)\n")
 
 
 class _Z3Model:

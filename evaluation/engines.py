@@ -14,9 +14,13 @@
 
 Every engine yields one record per image (``evaluation.records``) to the caller, which alone
 writes files; the order is the input order with one local job, else the order of completion.
+The local engine also tells a ``progress`` (``evaluation.progress.Progress``) which images
+run and in which stage (``attacks.work.Work.stage``): directly with one job, through a
+queue from the worker processes with several; the Dask engine tells nothing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import pickle
@@ -49,38 +53,69 @@ def check_engine(engine: str, scheduler: str | None, jobs: int = 1) -> None:
 
 def attack_records(net, x: np.ndarray, y: np.ndarray, config, todo: list[int], *,
                    engine: str = "local", jobs: int = 1, load=None,
-                   scheduler: str | None = None) -> Iterator[dict]:
+                   scheduler: str | None = None, progress=None) -> Iterator[dict]:
     """One record per row ``i`` of ``todo`` (attacking ``x[i]`` of label ``y[i]``)."""
     check_engine(engine, scheduler, jobs)
     if engine == "dask":
         return dask_records(net, x, y, config, todo, jobs=jobs, scheduler=scheduler)
-    return local_records(net, x, y, config, todo, jobs=jobs, load=load)
+    return local_records(net, x, y, config, todo, jobs=jobs, load=load, progress=progress)
 
 
 # -- local ---------------------------------------------------------------------------------
 
-def local_records(net, x, y, config, todo, jobs: int = 1, load=None) -> Iterator[dict]:
-    """In input order with one job, as they finish with several."""
+def local_records(net, x, y, config, todo, jobs: int = 1, load=None,
+                  progress=None) -> Iterator[dict]:
+    """In input order with one job, as they finish with several.  ``progress`` hears which
+    image starts and the stages of its attack."""
     if jobs == 1 or len(todo) <= 1:
-        for i in todo:
-            yield attack_record(net, x[i], int(y[i]), i, config)
+        from attacks.work import listen_to_stages
+        previous = listen_to_stages(None)
+        try:
+            for i in todo:
+                if progress is not None:
+                    progress.start(i)
+                    listen_to_stages(functools.partial(progress.stage, i))
+                yield attack_record(net, x[i], int(y[i]), i, config)
+        finally:
+            listen_to_stages(previous)
         return
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(load, config)) as pool:
+    events = ctx.Queue() if progress is not None else None
+    if events is not None:
+        progress.listen(events)
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(load, config, events)) as pool:
         yield from pool.imap_unordered(_worker_attack, [(i, x[i], int(y[i])) for i in todo])
 
 
 _WORKER = {}
 
 
-def _worker_init(load, config):
+def _worker_init(load, config, events=None):
     _WORKER["net"] = load()
     _WORKER["config"] = config
+    _WORKER["events"] = events
+    if events is not None:
+        from attacks.work import listen_to_stages
+        listen_to_stages(_tell_stage)
+
+
+def _tell_stage(text: str) -> None:
+    """A worker's stage, to the parent's progress (dropped if the queue is gone)."""
+    try:
+        _WORKER["events"].put_nowait(("stage", _WORKER.get("index"), text))
+    except (OSError, ValueError):
+        pass
 
 
 def _worker_attack(job):
     i, xi, yi = job
+    _WORKER["index"] = i
+    if _WORKER.get("events") is not None:
+        try:
+            _WORKER["events"].put_nowait(("start", i))
+        except (OSError, ValueError):
+            pass
     return attack_record(_WORKER["net"], xi, yi, i, _WORKER["config"])
 
 
@@ -191,3 +226,48 @@ def _connect(distributed, scheduler: str | None, jobs: int):
         print(f"note: no worker has joined {scheduler} yet; the tasks wait for one "
               f"(start one with: dask worker {scheduler})", file=sys.stderr)
     return client, None
+
+
+# -- any picklable task (verify --instances) ------------------------------------------------
+
+def task_results(function, items: list[tuple], engine: str = "local", jobs: int = 1,
+                 scheduler: str | None = None) -> Iterator[tuple[int, object]]:
+    """``(position, function(*items[position]))`` for every item: in order in this process
+    with one local job, else as tasks complete (a spawn pool of ``jobs`` processes, or one
+    Dask task per item).  The items travel to the workers, so paths in them must be readable
+    there (a shared file system, or the same checkout on every machine)."""
+    check_engine(engine, scheduler, jobs)
+    if engine == "local" and (jobs == 1 or len(items) <= 1):
+        for position, item in enumerate(items):
+            yield position, function(*item)
+        return
+    if engine == "local":
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            yield from pool.imap_unordered(_indexed, [(function, p, item)
+                                                      for p, item in enumerate(items)])
+        return
+    distributed = _import_distributed()
+    client, cluster = _connect(distributed, scheduler, jobs)
+    futures = {}
+    try:
+        token = uuid.uuid4().hex[:12]
+        for position, item in enumerate(items):
+            future = client.submit(function, *item, key=f"netpatch-task-{token}-{position}",
+                                   retries=RETRIES)
+            futures[future.key] = (future, position)
+        for future in distributed.as_completed([f for f, _ in futures.values()]):
+            _, position = futures.pop(future.key)
+            yield position, future.result()
+            future.release()
+    finally:
+        for future, _ in futures.values():
+            future.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _indexed(job):
+    function, position, item = job
+    return position, function(*item)

@@ -22,13 +22,13 @@ import json
 import os
 import socket
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import DataError
+from evaluation.progress import Progress, SuccessTally   # noqa: F401 - Progress re-exported
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -274,11 +274,15 @@ def append_records(out: Path, records: list[dict], done: dict, progress: "Progre
 
 def run_attacks(net, x: np.ndarray, y: np.ndarray, config, out: Path, settings: dict,
                 jobs: int = 1, load=None, image_shape=None, engine: str = "local",
-                scheduler: str | None = None) -> list[dict]:
+                scheduler: str | None = None, quiet: bool = False, method: str = "",
+                indices=None) -> list[dict]:
     """Attack every row of ``x`` not yet in ``out`` on ``engine`` (``evaluation.engines``:
     ``local`` with ``jobs`` worker processes, each loading the network with ``load()``, a
     picklable callable; or ``dask``, on the cluster at ``scheduler`` or an embedded one of
-    ``jobs`` workers), then write the reports.  Returns every record, in index order."""
+    ``jobs`` workers), then write the reports.  Progress goes to stderr
+    (``evaluation.progress``; nothing with ``quiet``), named ``method`` (default: the
+    strategy); ``indices`` are the rows' numbers in the data file, for the pictures
+    (default 0..n-1).  Returns every record, in index order."""
     from evaluation.engines import attack_records, check_engine
     check_engine(engine, scheduler, jobs)
     out = Path(out)
@@ -286,46 +290,22 @@ def run_attacks(net, x: np.ndarray, y: np.ndarray, config, out: Path, settings: 
     with output_lock(out):
         done = prepare_output(out, settings, n_inputs=len(x))
         todo = [i for i in range(len(x)) if i not in done]
-        if done:
+        if done and not quiet:
             print(f"resuming: {len(done)} of {len(x)} inputs already in {out / RESULTS}", file=sys.stderr)
-        progress = Progress(len(x), len(done), sum(r["success"] for r in done.values()))
-        records = attack_records(net, x, y, config, todo, engine=engine, jobs=jobs, load=load,
-                                 scheduler=scheduler)
-        with contextlib.closing(records):
-            for record in records:
-                if record["index"] in done:    # a task run twice (e.g. a worker lost): keep the first
-                    continue
-                append_records(out, [record], done, progress)
-        progress.finish()
+        method = method or f"netpatch {config.strategy}"
+        with Progress(len(x), SuccessTally(done.values()), done=len(done), desc=method,
+                      quiet=quiet) as progress:
+            records = attack_records(net, x, y, config, todo, engine=engine, jobs=jobs,
+                                     load=load, scheduler=scheduler, progress=progress)
+            with contextlib.closing(records):
+                for record in records:
+                    if record["index"] in done:    # a task run twice (e.g. a worker lost): keep the first
+                        continue
+                    append_records(out, [record], done, progress)
         records = [done[i] for i in sorted(done)]
-        finish(out, net, x, records, settings, image_shape=image_shape)
+        finish(out, net, x, records, settings, image_shape=image_shape, method=method,
+               indices=indices)
     return records
-
-
-class Progress:
-    """One status line on stderr: inputs done, successes, rate, ETA."""
-
-    def __init__(self, total: int, done: int, successes: int):
-        self.total, self.done, self.successes = total, done, successes
-        self.start_done, self.t0 = done, time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def update(self, record: dict) -> None:
-        self.done += 1
-        self.successes += bool(record["success"])
-        elapsed = time.perf_counter() - self.t0
-        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        line = (f"[{self.done}/{self.total}] successes {self.successes} "
-                f"({100 * self.successes / self.done:.0f}%)  {rate:.2f} images/s  ETA {eta:.0f} s")
-        if self.tty:
-            print("\r" + line.ljust(78), end="", file=sys.stderr, flush=True)
-        elif self.done % 10 == 0 or self.done == self.total:
-            print(line, file=sys.stderr, flush=True)
-
-    def finish(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
 
 
 def adversarial_arrays(x: np.ndarray, records: list[dict]) -> dict[str, np.ndarray]:
@@ -341,8 +321,13 @@ def adversarial_arrays(x: np.ndarray, records: list[dict]) -> dict[str, np.ndarr
             "adv_label": np.array([r["adv_label"] for r in wins], dtype=np.int64)}
 
 
-def finish(out: Path, net, x, records: list[dict], settings: dict, image_shape=None) -> None:
+def finish(out: Path, net, x, records: list[dict], settings: dict, image_shape=None,
+           method: str = "", indices=None) -> None:
+    """Re-validate the successes, then write ``adversarial.npz``, ``report.json``,
+    ``report.md`` and ``examples.png`` (titled with the network, the data set and
+    ``method``; ``indices[i]``: the data row of input i, default i) and print one line."""
     from evaluation.metrics import summarize
+    from evaluation.records import SKIPPED_STATUS
     from evaluation.report import image_grid, write_report
     arrays = adversarial_arrays(x, records)
     # Every success is re-validated here against the original network, from the file.
@@ -354,9 +339,37 @@ def finish(out: Path, net, x, records: list[dict], settings: dict, image_shape=N
                             f"{bad.tolist()[:10]} no longer give their recorded labels")
     np.savez_compressed(out / "adversarial.npz", **arrays)
     summary = summarize(records, n_classes=net.n_outputs, n_inputs=net.n_inputs)
-    write_report(out, summary, settings, title=f"netpatch attack: {Path(settings['net']).name}")
+    rows = np.arange(len(x)) if indices is None else np.asarray(indices)
+    names = [Path(str(settings[k])).name for k in ("net", "data") if settings.get(k)]
+    title = (method + ": " if method else "") + " on ".join(names)
+    failed = [{**r, "index": int(rows[r["index"]])} for r in records
+              if not r["success"] and r.get("status") != SKIPPED_STATUS]
+    shown = min(len(arrays["index"]), GRID_COLUMNS)
+    write_report(out, summary, settings, title=title, failed=failed,
+                 figures={"examples.png": f"{shown} of {len(arrays['index'])} adversarial "
+                          "inputs: original (top), adversarial (middle) and the change "
+                          "(bottom, on a fixed scale of +- the input domain's width)"})
+    counts = [r.get("pixels") for r in records if r["success"]]
     image_grid(out / "examples.png", arrays["x"], arrays["x_adv"], arrays["label"],
-               arrays["adv_label"], image_shape or net.input_shape)
+               arrays["adv_label"], image_shape or net.input_shape, max_images=GRID_COLUMNS,
+               title=title, indices=rows[arrays["index"]].tolist(),
+               pixels=None if None in counts else counts, diff_limit=domain_width(net))
     dd = summary["defect_detection"]
+    n_skipped = summary["skipped"]
+    skipped = (f"{n_skipped} misclassified row{'' if n_skipped == 1 else 's'} skipped; "
+               if n_skipped else "")
     print(f"{summary['successes']}/{summary['attempted']} correctly classified images attacked "
-          f"successfully ({'-' if dd is None else f'{100 * dd:.1f}%'}); report: {out / 'report.md'}")
+          f"successfully ({'-' if dd is None else f'{100 * dd:.1f}%'}); {skipped}"
+          f"report: {out / 'report.md'}")
+
+
+GRID_COLUMNS = 8    # adversarial inputs drawn in examples.png
+
+
+def domain_width(net) -> float | None:
+    """The widest interval of the network's input domain (1.0 for images in [0, 1]): the
+    fixed colour scale of every method's difference images; None without a domain."""
+    if net.domain is None:
+        return None
+    width = float(np.max(np.asarray(net.domain.upper) - np.asarray(net.domain.lower), initial=0.0))
+    return width if np.isfinite(width) and width > 0 else None

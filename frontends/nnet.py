@@ -162,6 +162,9 @@ def save_nnet(net: Network, path: str | Path) -> None:
         from ir.network import describe_span
         raise FrontendError(f".nnet holds dense networks only (linear, relu, ..., linear); "
                             f"{net.name} is {describe_span(layers)}", str(path))
+    if net.domain is None:
+        raise FrontendError(f".nnet holds the input domain (min/max per input) and {net.name} "
+                            "has none; give one (netpatch export --domain LO,HI)", str(path))
     dense_layers = layers[0::2]
     sizes = [net.n_inputs] + [layer.n_out for layer in dense_layers]
     n_in = net.n_inputs

@@ -124,6 +124,25 @@ CONVENTIONS = """conventions:
   edge-layers are numbered from 1 at the input (edge-layer k maps neuron layer k-1 to k);
   output and neuron indices in properties are 0-based, like class labels (y[0] is the first output)."""
 
+EXAMPLES_HEADER = "examples (run from the project root; ../shared/data is the optional reference data):"
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, each a command or a ``# comment`` line; every
+    command parses with the real parser and names files that exist (tests/test_help.py)."""
+    return EXAMPLES_HEADER + "\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def example_commands(epilog: str) -> list[str]:
+    """The command lines of an epilog written by :func:`examples`."""
+    body = epilog.split(EXAMPLES_HEADER, 1)[1] if EXAMPLES_HEADER in epilog else ""
+    return [line.strip() for line in body.splitlines()
+            if line.startswith("  ") and not line.strip().startswith("#") and line.strip()]
+
+
+QUIET_HELP = ("no progress on stderr (default: a live bar on a terminal, else a plain line "
+              "every tenth of the run or minute)")
+
 
 def add_network_args(parser, domain: bool = False) -> None:
     """The model file (and ``--domain`` for commands that change inputs)."""

@@ -18,8 +18,8 @@ from attacks.patching import PatchOutcome, PatchRequest, patch_layer
 from common.errors import DataError, NetpatchError, SolverUnavailable
 from compiler.passes import ORDER, PassOptions, describe_passes
 from ir.property import ArgmaxIsNot, parse_property, targeted_candidates
-from netpatch.command import (CONVENTIONS, Parser, add_network_args, count, load_net, positive,
-                              run_command, text)
+from netpatch.command import (CONVENTIONS, Parser, add_network_args, count, examples, load_net,
+                              positive, run_command, text)
 
 # Two backends agree when their optima differ by no more than this (relative to the scale).
 AGREEMENT_TOL = 1e-6
@@ -52,12 +52,82 @@ def read_input(args, net) -> tuple[np.ndarray, int | None]:
         xs = load_inputs(args.data, net.n_inputs)
         if not 0 <= args.index < len(xs):
             raise DataError(f"--index {args.index} is out of range: {args.data} has {len(xs)} rows")
-        x, label = xs[args.index], None
+        x, label = xs[args.index], data_label(args.data, args.index)
     else:
         raise DataError("give the input with --x V1,V2,... or with --data FILE --index I")
     if x.shape != (net.n_inputs,):
         raise DataError(f"the input has {x.size} values, but {net.name} takes {net.n_inputs}")
     return x, label
+
+
+def data_label(path, index: int) -> int | None:
+    """The label of row ``index`` of an .npz data set (its array ``y``); None for other files
+    (a .csv of inputs may hold no labels)."""
+    if not str(path).endswith(".npz"):
+        return None
+    from frontends.data import load_dataset
+    try:
+        _, y = load_dataset(path)
+    except NetpatchError:
+        return None
+    return int(y[index]) if 0 <= index < len(y) else None
+
+
+def input_text(args) -> str:
+    """Where the input comes from, in words."""
+    if args.x is not None:
+        return f"--x {args.x}"
+    return f"row {args.index} of {args.data}"
+
+
+def property_text(prop, target_class) -> str:
+    """The property a candidate stands for, in the property language."""
+    if isinstance(prop, ArgmaxIsNot) and target_class is not None:
+        return (f"y[{target_class}] >= y[{prop.label}] + {prop.margin:g} (class "
+                f"{prop.label} misclassified as {target_class})")
+    return str(getattr(prop, "text", None) or prop)
+
+
+def model_comment(net, args, k: int, prop, target_class) -> str:
+    """The comment block of a dumped model file: what the problem is, and how its variable
+    names map to the network's weights and neurons."""
+    n_out, n_in = net.edge(k).linear.weight.shape
+    objective = ("the largest |weight change| (eps_max)" if args.objective == "linf"
+                 else "the sum of |weight changes|")
+    reduced = not args.no_reduction
+    lines = [
+        f"netpatch compile-patch: the smallest change to edge-layer {k} of {args.net} "
+        f"({net.name}; {net.depth} edge-layers, numbered from 1 at the input)",
+        f"input: {input_text(args)}",
+        f"property: {args.property or property_text(prop, target_class)}",
+        f"objective: minimize {objective}",
+        f"passes: {', '.join(pass_options(args).explicit or ()) or 'the default chain'} "
+        f"(phase fixing {'off' if args.no_phase_fixing else args.phase_mode}, sign pruning "
+        f"{'off' if args.no_sign_pruning else 'on'}, relaxation "
+        f"{'off' if args.no_relaxation else 'on'})",
+        "names:",
+        f"  W is edge-layer {k}'s weight matrix, {n_out} x {n_in}: W[j, i] is the weight from "
+        f"neuron i of layer {k - 1} (the source) into neuron j of layer {k} (the target)",
+    ]
+    if reduced:
+        lines += [
+            f"  d_pos_j - d_neg_j: the change of target neuron j's pre-activation z{k}_j "
+            "(one input: the weight changes are set from it afterwards, for linf "
+            "eps[j, i] = d_j sign(a_i) / ||a||_1, for l1 all of d_j on the largest source)",
+            "  (--no-reduction writes one variable pair per weight instead)",
+        ]
+    else:
+        lines += ["  eps_pos_j_i - eps_neg_j_i: the change of W[j, i], the weight from source "
+                  "i into target neuron j (both >= 0)"]
+    lines += [
+        "  eps_max_0: the largest |change| (linf objective); a name ends with its index in "
+        "its block",
+        f"  z{k}_j, z{k + 1}_j, ...: pre-activation of neuron j of that layer; a{k}_j, ...: "
+        f"its output after ReLU; z{net.depth}_j: output y[j]",
+        "  rows: patch* tie the pre-activations to the change, layer* the layers above, "
+        "target* the property, active_* and inactive_* the fixed ReLU phases",
+    ]
+    return "\n".join(lines)
 
 
 def pass_options(args) -> PassOptions:
@@ -96,11 +166,42 @@ def solve_candidates(net, k, x, prop, backend, args, only=None) -> PatchOutcome:
             args.time_limit, free_patched_phases=args.free_patched_phases,
             relinearize=args.relinearize, reduced=not args.no_reduction, bounds=args.bounds,
             dump_dir=args.dump_lp,
-            dump_stem=stem, observe=printer(args)))
+            dump_stem=stem, observe=printer(args),
+            dump_comment=model_comment(net, args, k, prop, target_class) if args.dump_lp else None))
         outcome.target_class = target_class
         if outcome.validated:
             return outcome
     return outcome
+
+
+TABLE_LEGEND = """objective: the minimized size of the patch (--objective linf: the largest |weight change|;
+  l1: their sum); eps_linf / eps_l1: the patch's largest |change| and the sum of |changes|;
+  changed: weights of edge-layer {k} changed by more than 1e-12 (of {weights});
+  valid: yes when the patched network, re-simulated in float64, satisfies the property;
+  build_s / solve_s: seconds to compile (query, passes, solver model) and to solve."""
+
+
+def explain(net, k: int, x, label, prop, target_class, args) -> list[str]:
+    """The lines above compile-patch's table: the layer, the input and its class, and why
+    this target class (or which property)."""
+    y = net(x)
+    predicted = int(np.argmax(y))
+    known = "" if label is None else f", labelled {label} in the data"
+    lines = [f"{net.name}: edge-layer {k} of {net.depth} (a {net.edge(k).linear.weight.shape[0]}"
+             f" x {net.edge(k).linear.weight.shape[1]} weight matrix)",
+             f"input: {input_text(args)}; the network predicts class {predicted}{known}"]
+    if target_class is None:
+        lines.append(f"property: {args.property}")
+    else:
+        order = [j for j, _ in targeted_candidates(prop, y)]
+        gap = float(y[prop.label] - y[target_class])
+        lines += [f"target class {target_class}: logit gap y[{prop.label}] - y[{target_class}] "
+                  f"= {gap:.4g}, number {order.index(target_class) + 1} of {len(order)} in the "
+                  "order tried",
+                  f"  (the classes j != {prop.label} are tried by their gap y[{prop.label}] - "
+                  "y[j], smallest, i.e. easiest, first, until a patch validates)",
+                  f"property: {property_text(prop, target_class)}"]
+    return lines
 
 
 def print_table(rows: list[PatchOutcome]) -> None:
@@ -134,61 +235,95 @@ def disagreements(rows: list[PatchOutcome]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from backends import DEFAULT_BACKEND, describe_backends
+    from backends import BACKENDS, DEFAULT_BACKEND, describe_backends
+    paper = "examples/paper_2222/paper_2222.nnir --layer 2 --x 0.5,0.5 --property 'y[1] >= y[0]'"
     epilog = (CONVENTIONS + "\n\npasses, in their default order (--passes runs an explicit "
-              "chain; relu-lowering runs only for backends without native ReLUs):\n" +
-              describe_passes() + "\n\nbackends:\n" + describe_backends())
+              "chain; relu-lowering and max-lowering run only for backends without native "
+              "ReLUs or max; a pass marked (off: --no-...) has that switch, the others always "
+              "run):\n" + describe_passes() + "\n\nbackends:\n" + describe_backends()
+              + "\n\n" + examples(
+                  "# the paper's 2-2-2-2 example on three solvers, model files in runs/lp",
+                  f"compile-patch {paper} --compare highs,pyomo-highs,z3 --dump-lp runs/lp",
+                  "# the smallest change to a digit network's middle edge-layer that "
+                  "misclassifies row 0",
+                  "compile-patch examples/digits/digits_mlp.keras --layer mid --data "
+                  "examples/digits/digits_test.npz --index 0",
+                  "# the same on the reference MNIST network, with the problem sizes per pass",
+                  "compile-patch ../shared/data/models/mnist_784-50x6-10.h5 --data "
+                  "../shared/data/mnist/mnist_aigent_500.npz --index 0 --sizes"))
     parser = Parser(prog="compile-patch", description=__doc__, epilog=epilog,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_network_args(parser)
     parser.set_defaults(run=run)
     parser.add_argument("--layer", default="mid",
-                        help="edge-layer to patch: first, mid (ceil(L/2)), last, or 1..L (default mid)")
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, help=f"solver (default {DEFAULT_BACKEND})")
+                        help="edge-layer to patch: first, mid (ceil(L/2)), last, or 1..L "
+                             "(default: mid)")
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,
+                        help=f"solver (default: {DEFAULT_BACKEND})")
     where = parser.add_argument_group("input (one of)")
-    where.add_argument("--x", help="the input as comma-separated values, e.g. 0.5,0.5")
-    where.add_argument("--data", help="a data set (.npz with x, y, or .csv)")
-    where.add_argument("--index", type=count, default=0, help="row of --data (default 0)")
-    parser.add_argument("--property", type=text, help='e.g. "y[1] >= y[0] + 0.01", "argmax(y) != 3"; '
-                        "default: misclassify the input's predicted label")
+    where.add_argument("--x", help="the input as comma-separated values, e.g. 0.5,0.5 or "
+                       "-0.25,0.5 (default: none; give --x or --data)")
+    where.add_argument("--data", help="a data set (.npz with x, y, or .csv) (default: none; "
+                       "give --x or --data)")
+    where.add_argument("--index", type=count, default=0, help="row of --data (default: 0)")
+    parser.add_argument("--property", type=text, help='e.g. "y[1] >= y[0] + 0.01", "argmax(y) != 3" '
+                        "(default: misclassify the input's predicted label, trying the target "
+                        "classes in order of their logit gap, smallest first)")
     parser.add_argument("--objective", choices=("linf", "l1"), default="linf",
-                        help="size of the patch to minimize (default linf)")
+                        help="size of the patch to minimize: linf = the largest |weight "
+                             "change|, l1 = their sum (default: linf)")
     parser.add_argument("--eps-bound", type=positive,
                         help="largest weight change considered (default: twice the layer's "
                              "largest weight); bounds the big-M constants without phase fixing")
     parser.add_argument("--phase-mode", choices=("linearized", "region"), default="linearized",
-                        help="phase fixing: the network's linear model at the input (linearized, "
-                             "default) or its activation region (region, sound)")
+                        help="phase fixing: the network's linear model at the input "
+                             "(linearized) or its activation region (region, sound) "
+                             "(default: linearized)")
     parser.add_argument("--relinearize", type=count, default=3, metavar="R",
                         help="with linearized phases: up to R more rounds at the patched "
-                             "network's phases when the real network rejects a patch (default 3)")
+                             "network's phases when the real network rejects a patch "
+                             "(default: 3)")
     parser.add_argument("--free-patched-phases", action="store_true",
                         help="leave the ReLUs fed by the patched layer free (binaries): slower, "
-                             "but patches of the upper layers then validate")
+                             "but patches of the upper layers then validate (default: off)")
     parser.add_argument("--no-phase-fixing", action="store_true",
-                        help="keep ReLU phases free: a MILP with big-M from --bounds")
+                        help="keep ReLU phases free: a MILP with big-M from --bounds "
+                             "(default: phases fixed, see --phase-mode)")
     parser.add_argument("--bounds", choices=("interval", "symbolic", "lp"), default="interval",
                         help="bounds of the layers above the patched one, the big-M constants "
                              "of free phases (default: interval; symbolic and lp are tighter)")
     parser.add_argument("--no-reduction", action="store_true",
-                        help="keep one variable per weight instead of one per target neuron")
-    parser.add_argument("--no-sign-pruning", action="store_true")
-    parser.add_argument("--no-relaxation", action="store_true")
+                        help="keep one variable per weight instead of one per target neuron "
+                             "(default: one per target neuron, exact for one input)")
+    parser.add_argument("--no-sign-pruning", action="store_true",
+                        help="let every weight change take either sign (default: the "
+                             "increment/decrement marks fix each change's sign, a heuristic "
+                             "that may lose the optimum)")
+    parser.add_argument("--no-relaxation", action="store_true",
+                        help="keep inner targets as equalities (default: relaxed to "
+                             "inequalities by mark; inactive targets z <= 0)")
     parser.add_argument("--passes", metavar="A,B,...",
-                        help=f"run exactly these passes, in this order (from {', '.join(ORDER)})")
+                        help=f"run exactly these passes, in this order (from {', '.join(ORDER)}) "
+                             "(default: the order below, as the options choose)")
     parser.add_argument("--print-after", metavar="PASS",
-                        help="print the problem IR after this pass (or 'query': before any)")
+                        help="print the problem IR after this pass (or 'query': before any) "
+                             "(default: print none)")
     parser.add_argument("--time-limit", type=positive, help="seconds per solver call "
                         "(default: no limit)")
     parser.add_argument("--dump-lp", metavar="DIR", help="write each compiled query into DIR in "
                         "every format the backend writes (HiGHS and Pyomo: .lp and .mps; z3: "
-                        ".smt2), as NAME.BACKEND.SUFFIX")
+                        ".smt2), as NAME.BACKEND.SUFFIX, each with a comment block that says "
+                        "what it is (default: none written)")
     parser.add_argument("--compare", help="solve the same problem with several backends, "
-                        "e.g. highs,pyomo-highs,gurobi,z3")
+                        f"e.g. highs,pyomo-highs,z3; from {', '.join(BACKENDS)} (default: "
+                        "--backend only)")
     parser.add_argument("--save-patched", metavar="FILE", help="write the patched network "
-                        "(the first validated patch) to FILE: .onnx, .nnir or .nnet")
-    parser.add_argument("--sizes", action="store_true", help="print problem sizes after each pass")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+                        "(the first validated patch) to FILE: .onnx, .nnir or .nnet (default: "
+                        "not written)")
+    parser.add_argument("--sizes", action="store_true", help="print problem sizes after each "
+                        "pass (default: off)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: "
+                        "the explained table)")
     return parser
 
 
@@ -202,7 +337,7 @@ def run(args) -> int:
     if args.print_after and args.print_after not in ("query",) + ORDER:
         raise NetpatchError(f"--print-after {args.print_after!r}: use query or one of "
                             f"{', '.join(ORDER)}")
-    x, _ = read_input(args, net)
+    x, label = read_input(args, net)
     if args.property:
         prop = parse_property(args.property, net.n_outputs)
     else:
@@ -226,10 +361,9 @@ def run(args) -> int:
                                                           "disagreements": disagreements(rows)}
         print(json.dumps(out, indent=1))
     else:
-        target = rows[0].target_class
-        print(f"{net.name}: edge-layer {k} of {net.depth}"
-              + ("" if target is None else f", target class {target}"))
+        print("\n".join(explain(net, k, x, label, prop, rows[0].target_class, args)))
         print_table(rows)
+        print(TABLE_LEGEND.format(k=k, weights=net.edge(k).linear.weight.size))
         if args.sizes:
             for row in rows[:1]:
                 for record in row.sizes:

@@ -17,10 +17,22 @@ import numpy as np
 
 from common.errors import DataError, NetpatchError
 
-EXAMPLES = """examples:
-  netpatch export ../shared/data/models/mnist_784-8-16-10.h5 --to /tmp/net.onnx
-  netpatch verify /tmp/net.onnx prop.vnnlib --timeout 60 --out result.txt
-  netpatch verify --instances benchmark/instances.csv --out results.csv"""
+DESCRIPTION = """Does a network meet a VNN-LIB property?  The interface verification tools
+share (VNN-COMP): an ONNX network (or any format netpatch reads), a .vnnlib property, a
+timeout, and a result file whose first line is sat, unsat, timeout, unknown or error,
+followed for sat by the counterexample ((X_0 value) ... (Y_0 value)).  As in VNN-LIB, the
+property states the counterexample sought: sat means one was found.
+
+With --instances FILE.csv it runs a benchmark's instance list (rows onnx,vnnlib,timeout,
+paths relative to the CSV) into a results CSV and prints a summary; a rerun resumes."""
+
+PAPER = "examples/paper_2222"
+EXAMPLE_LINES = (
+    "# sat: an input within 0.15 of (0.5, 0.5) that the paper's network puts in class 1",
+    f"netpatch verify {PAPER}/paper_2222.nnir {PAPER}/class1_within_0.15.vnnlib --timeout 20",
+    "# an instance list (paths relative to the CSV) into a results CSV; a rerun resumes",
+    f"netpatch verify --instances {PAPER}/instances.csv --out runs/verify/results.csv",
+)
 
 TOLERANCE_HELP = ("unsat is claimed only when the exact MILP (every ReLU and max-pool phase "
                   "free, big-M constants from sound bounds) finished for every input box and "
@@ -34,26 +46,33 @@ def register(sub, add_command) -> None:
     from attacks.verify import STRATEGIES
     from backends import BACKENDS, DEFAULT_BACKEND
     from compiler.analysis.bounds import METHODS
-    from netpatch.command import positive
+    import textwrap
+    from netpatch.command import QUIET_HELP, examples, positive
     p = add_command(sub, "verify", help="decide a VNN-LIB property (sat / unsat / timeout)",
-                    description=__doc__ + "\n" + TOLERANCE_HELP, epilog=EXAMPLES)
+                    description=DESCRIPTION + "\n\n" + textwrap.fill(TOLERANCE_HELP, 88),
+                    epilog=examples(*EXAMPLE_LINES))
     p.add_argument("net", nargs="?", help="model file (.onnx, .h5, .keras, .nnet, .nnir)")
     p.add_argument("property", nargs="?", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
     p.add_argument("--instances", metavar="CSV", help="run every row (onnx,vnnlib,timeout) of "
-                   "a benchmark's instance list instead of one NET PROPERTY pair")
+                   "a benchmark's instance list instead of one NET PROPERTY pair (default: "
+                   "none)")
     p.add_argument("--timeout", type=positive, default=60.0,
-                   help="seconds for one instance (default 60; --instances: each row's own)")
+                   help="seconds for one instance; --instances: each row's own (default: 60)")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
-                   help="auto (default): cheap falsification (samples, the linearized "
+                   help="auto: cheap falsification (samples, the linearized "
                         "network, divide and conquer), then the exact MILP; direct, dnc: "
-                        "falsification only (sat or unknown); exact: the MILP only")
+                        "falsification only (sat or unknown); exact: the MILP only "
+                        "(default: auto)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,
-                   help=f"solver (default {DEFAULT_BACKEND})")
+                   help=f"solver (default: {DEFAULT_BACKEND})")
     p.add_argument("--bounds", choices=METHODS, default="symbolic",
-                   help="bounds for the MILP's big-M constants: interval, symbolic (default), "
-                        "or lp (tightest, slowest; a quarter of the time left at most)")
-    p.add_argument("--out", metavar="FILE", help="result file (one instance; default: print "
-                   "only) or results CSV (--instances; default results.csv beside the list)")
+                   help="bounds for the MILP's big-M constants: interval, symbolic, "
+                        "or lp (tightest, slowest; a quarter of the time left at most) "
+                        "(default: symbolic)")
+    p.add_argument("--out", metavar="FILE", help="result file of one instance, or the results "
+                   "CSV of --instances (default: print only; --instances: results.csv beside "
+                   "the list)")
+    p.add_argument("--quiet", action="store_true", help="--instances: " + QUIET_HELP)
     p.set_defaults(run=run)
 
 
@@ -70,8 +89,18 @@ def run(args) -> int:
     if verdict.result == "error":
         print(f"netpatch verify: error: {verdict.reason}", file=sys.stderr)
     if args.out:
-        Path(args.out).write_text(text)
+        write_result(Path(args.out), text)
     return 0 if verdict.result != "error" else 1
+
+
+def write_result(path: Path, text: str) -> None:
+    """Write a result file, creating its folder; a path that cannot be written is a one-line
+    error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as err:
+        raise DataError(f"--out {path}: cannot write ({err.strerror or err})") from None
 
 
 def verify_one(net_path, property_path, timeout: float, args):
@@ -102,20 +131,31 @@ FIELDS = ("onnx", "vnnlib", "timeout", "result", "seconds", "stage", "reason")
 
 
 def run_instances(args) -> int:
+    from evaluation.progress import Progress, ResultTally
     instances = Path(args.instances)
     rows = read_instances(instances)
     out = Path(args.out) if args.out else instances.with_name("results.csv")
     done = read_results(out)
     new = not out.exists()
-    with open(out, "a", newline="") as sink:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sink = open(out, "a", newline="")
+    except OSError as err:
+        raise DataError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    keys = {(onnx, vnnlib) for onnx, vnnlib, _ in rows}
+    earlier = [r for key, r in done.items() if key in keys]
+    with sink, Progress(len(rows), ResultTally(earlier), done=len(earlier), desc="verify",
+                        quiet=args.quiet, unit="instance") as progress:
         writer = csv.DictWriter(sink, FIELDS)
         if new:
             writer.writeheader()
-        for number, (onnx, vnnlib, timeout) in enumerate(rows, start=1):
+        for number, (onnx, vnnlib, timeout) in enumerate(rows):
             key = (onnx, vnnlib)
             if key in done:
                 continue
             base = instances.parent
+            progress.start(number)
+            progress.stage(number, f"{onnx} {vnnlib}")
             verdict = verify_one(base / onnx, base / vnnlib, timeout, args)
             record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
                       "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
@@ -123,8 +163,7 @@ def run_instances(args) -> int:
             writer.writerow(record)
             sink.flush()
             done[key] = record
-            print(f"[{number}/{len(rows)}] {verdict.result:8s} {verdict.seconds:7.2f} s  "
-                  f"{onnx} {vnnlib}", file=sys.stderr, flush=True)
+            progress.update({**record, "index": number})
     print(summary(list(done.values())))
     print(f"results: {out}")
     return 0

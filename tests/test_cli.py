@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 import sys
 from pathlib import Path
 
@@ -58,9 +59,27 @@ def test_compile_patch_compare_agrees_and_dump_reads_back(tmp_path):
     assert lp_files and sorted(tmp_path.glob("*.smt2"))
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.readModel(str(lp_files[0]))
+    h.readModel(str(lp_files[0]))    # read back with its comment block
     h.run()
     assert h.getInfo().objective_function_value == pytest.approx(1.5 / 28.5, abs=1e-9)
+    # every model file opens with what it is and how its names map to the weights
+    head = lp_files[0].read_text().split("\n\\ File written by HiGHS")[0].splitlines()
+    assert all(line.startswith("\\ ") for line in head)
+    text = "\n".join(head)
+    for fragment in ("edge-layer 2 of", "paper_2222.nnir", "input: --x 0.5,0.5",
+                     "property: y[1] >= y[0]", "objective: minimize the largest |weight change|",
+                     "W[j, i] is the weight from neuron i of layer 1 (the source) into neuron j "
+                     "of layer 2", "d_pos_j - d_neg_j: the change of target neuron j's"):
+        assert fragment in text, fragment
+    # z3 FILE.smt2 prints the optimum: the file ends by asking for it
+    import z3
+    smt2 = sorted(tmp_path.glob("*.smt2"))[0].read_text()
+    assert smt2.startswith("; netpatch compile-patch: ")
+    assert smt2.endswith("(check-sat)\n(get-objectives)\n")
+    opt = z3.Optimize()
+    opt.from_string(smt2)
+    assert opt.check() == z3.sat
+    assert opt.model().eval(opt.objectives()[0]).as_fraction() == Fraction(1, 19)
 
 
 def test_compile_patch_default_property_misclassifies_a_digit():

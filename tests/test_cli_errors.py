@@ -144,3 +144,15 @@ def test_a_config_value_of_the_wrong_kind_names_the_layer(tmp_path):
 def test_logits_to_an_unwritable_path(tmp_path):
     proc = run("eval", DIGITS, "--data", DIGITS_DATA, "--logits", tmp_path / "no" / "such" / "l.npy")
     one_line_error(proc, "netpatch eval", "--logits", "cannot write")
+
+
+def test_export_to_nnet_needs_a_domain_and_says_how_to_give_one(tmp_path, capsys):
+    from netpatch.cli import main as netpatch
+    keras = ROOT / "examples" / "paper_2222" / "paper_2222.keras"
+    assert netpatch(["export", str(keras), "--to", str(tmp_path / "a.nnet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netpatch export: error: ") and "--domain LO,HI" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "a.nnet").exists()
+    assert netpatch(["export", str(keras), "--to", str(tmp_path / "b.nnet"), "--domain",
+                     "-1,1"]) == 0
+    assert "-1.0,-1.0," in (tmp_path / "b.nnet").read_text()

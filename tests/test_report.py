@@ -125,8 +125,48 @@ def test_tradeoff_plot_writes_png(tmp_path):
 
 def test_tradeoff_plot_switches_to_log_scale_for_dense_attacks(tmp_path):
     assert x_scale(15) == "linear"
-    assert x_scale(600) == "symlog"
+    assert x_scale(600) == "log"
     path = tradeoff_plot(tmp_path / "dense.png", {"dnc": [3, 9], "fgsm": [600, 700]},
                          {"dnc": 4, "fgsm": 4})
     height, width = _read_png(path)
     assert width > height
+
+
+# --------------------------------------------------------------------------- pictures that explain themselves
+
+def test_grid_texts_name_image_labels_and_pixels_and_say_when_cut():
+    from evaluation.report import grid_labels
+    heading, columns = grid_labels([7, 3], [9, 5], [2, 1], indices=[17, 40], total=19,
+                                   title="dnc: net.h5 on data.npz")
+    assert heading == "dnc: net.h5 on data.npz\nshowing 2 of 19 successes"
+    assert columns[0] == ("image 17\ntrue label 7", "now classified 9", "2 pixels changed")
+    assert columns[1] == ("image 40\ntrue label 3", "now classified 5", "1 pixel changed")
+    assert grid_labels([1], [2], [3])[0] == "all 1 success"
+
+
+def test_difference_scale_is_fixed_by_the_domain_not_the_data():
+    from evaluation.report import difference_bound
+    from evaluation.runs import domain_width
+    from ir.network import Domain
+    small, large = np.full(4, 0.05), np.array([0.0, -0.8, 0.3, 0.0])
+
+    class Net:
+        domain = Domain.box(4, 0.0, 1.0)
+    width = domain_width(Net)
+    assert width == 1.0
+    assert difference_bound(small, width) == difference_bound(large, width) == 1.0
+    assert difference_bound(large) == 0.8          # without a domain: the data's own range
+
+
+def test_report_links_its_picture_explains_its_metrics_and_lists_failed_images():
+    from evaluation.report import render_markdown
+    summary = summarize(RECORDS, n_classes=10, n_inputs=784)
+    failed = [{**RECORDS[3], "index": 12, "reason": "no patch of edge-layer 1 validates"}]
+    md = render_markdown(summary, {}, "t", failed=failed,
+                         figures={"examples.png": "originals, adversarial inputs, changes"})
+    assert "![examples.png](examples.png)" in md
+    assert "[examples.png](examples.png): originals, adversarial inputs, changes" in md
+    for term in ("**Pielou impartiality**: H / ln K", "**% of input values**",
+                 "re-simulated in float64"):
+        assert term in md
+    assert "| 12 | patch edge-layer 1 | infeasible | no patch of edge-layer 1 validates |" in md

@@ -3,7 +3,7 @@
 Data: ``sklearn.datasets.load_digits`` (1797 8x8 images, shipped with scikit-learn, no download),
 pixels divided by 16 so inputs lie in [0, 1].  A stratified split with ``random_state=0`` holds
 out ``TEST_SIZE`` images; they are saved as ``digits_test.npz`` with ``x`` float32 ``(N, 64)`` and
-``y`` int64 ``(N,)`` (the layout of the MNIST sets under /work/shared/data).  Everything is
+``y`` int64 ``(N,)`` (the layout of every ``--data`` .npz file of netpatch).  Everything is
 seeded (``keras.utils.set_random_seed``), so a rerun on the same machine and library versions
 gives the same weights.
 
