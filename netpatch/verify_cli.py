@@ -47,7 +47,7 @@ def register(sub, add_command) -> None:
     from backends import BACKENDS, DEFAULT_BACKEND
     from compiler.analysis.bounds import METHODS
     import textwrap
-    from netpatch.command import QUIET_HELP, examples, positive
+    from netpatch.command import QUIET_HELP, at_least_one, examples, positive
     p = add_command(sub, "verify", help="decide a VNN-LIB property (sat / unsat / timeout)",
                     description=DESCRIPTION + "\n\n" + textwrap.fill(TOLERANCE_HELP, 88),
                     epilog=examples(*EXAMPLE_LINES))
@@ -72,6 +72,14 @@ def register(sub, add_command) -> None:
     p.add_argument("--out", metavar="FILE", help="result file of one instance, or the results "
                    "CSV of --instances (default: print only; --instances: results.csv beside "
                    "the list)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="--instances: local (--jobs processes) or dask (one task per instance "
+                        "on the cluster at --scheduler, else an embedded one; the instance "
+                        "files must be readable by every worker) (default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask "
+                   "scheduler, e.g. tcp://10.0.0.5:8786 (default: an embedded cluster)")
+    p.add_argument("--jobs", type=at_least_one, default=1,
+                   help="--instances: instances decided at once (default: 1)")
     p.add_argument("--quiet", action="store_true", help="--instances: " + QUIET_HELP)
     p.set_defaults(run=run)
 
@@ -83,7 +91,8 @@ def run(args) -> int:
         return run_instances(args)
     if not (args.net and args.property):
         raise DataError("give a network and a property (NET PROPERTY), or --instances CSV")
-    verdict = verify_one(args.net, args.property, args.timeout, args)
+    verdict = verify_one(args.net, args.property, args.timeout, args.strategy, args.backend,
+                         args.bounds)
     text = result_text(verdict)
     print(text, end="")
     if verdict.result == "error":
@@ -103,7 +112,8 @@ def write_result(path: Path, text: str) -> None:
         raise DataError(f"--out {path}: cannot write ({err.strerror or err})") from None
 
 
-def verify_one(net_path, property_path, timeout: float, args):
+def verify_one(net_path, property_path, timeout: float, strategy: str = "auto",
+               backend: str = "highs", bounds: str = "symbolic"):
     """Load, check, decide; a bad file becomes an ``error`` verdict, not a traceback."""
     from attacks.verify import Verdict, verify
     from frontends import load_network
@@ -112,7 +122,7 @@ def verify_one(net_path, property_path, timeout: float, args):
     try:
         net = load_network(net_path)
         spec = load_vnnlib(property_path, net.n_inputs, net.n_outputs)
-        return verify(net, spec, timeout, args.strategy, args.backend, args.bounds)
+        return verify(net, spec, timeout, strategy, backend, bounds)
     except NetpatchError as err:
         return Verdict("error", seconds=time.perf_counter() - t0, reason=str(err))
 
@@ -131,6 +141,7 @@ FIELDS = ("onnx", "vnnlib", "timeout", "result", "seconds", "stage", "reason")
 
 
 def run_instances(args) -> int:
+    from evaluation.engines import task_results
     from evaluation.progress import Progress, ResultTally
     instances = Path(args.instances)
     rows = read_instances(instances)
@@ -149,14 +160,18 @@ def run_instances(args) -> int:
         writer = csv.DictWriter(sink, FIELDS)
         if new:
             writer.writeheader()
-        for number, (onnx, vnnlib, timeout) in enumerate(rows):
+        todo = [(number, row) for number, row in enumerate(rows) if row[:2] not in done]
+        base = instances.parent.resolve()
+        tasks = [(str(base / onnx), str(base / vnnlib), timeout, args.strategy, args.backend,
+                  args.bounds) for _, (onnx, vnnlib, timeout) in todo]
+        if args.engine == "local" and args.jobs == 1 and todo:
+            progress.start(todo[0][0])
+        for position, verdict in task_results(verify_one, tasks, args.engine, args.jobs,
+                                              args.scheduler):
+            number, (onnx, vnnlib, timeout) = todo[position]
             key = (onnx, vnnlib)
-            if key in done:
-                continue
-            base = instances.parent
-            progress.start(number)
-            progress.stage(number, f"{onnx} {vnnlib}")
-            verdict = verify_one(base / onnx, base / vnnlib, timeout, args)
+            if args.engine == "local" and args.jobs == 1 and position + 1 < len(todo):
+                progress.start(todo[position + 1][0])     # the next instance, in order
             record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
                       "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
                       "stage": verdict.stage, "reason": verdict.reason[:300]}

@@ -169,3 +169,26 @@ def test_malformed_properties_are_error_verdicts(tmp_path, text, fragment):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("netpatch verify: error: ") and fragment in proc.stderr
     assert (tmp_path / "r.txt").read_text() == "error\n"
+
+
+def test_instances_on_an_embedded_dask_cluster_match_local(tmp_path):
+    from frontends import save_network
+    save_network(tiny(), tmp_path / "tiny.onnx")
+    rows = []
+    for k, threshold in enumerate((0.25, 0.75, 2.0)):
+        output = (Conjunction((Constraint(((0, 1.0),), ">=", threshold),)),)
+        (tmp_path / f"p{k}.vnnlib").write_text(
+            format_vnnlib([Case(np.zeros(2), np.ones(2), output)], 2, 1))
+        rows.append(f"tiny.onnx,p{k}.vnnlib,20")
+    (tmp_path / "instances.csv").write_text("\n".join(rows) + "\n")
+    local = cli("--instances", tmp_path / "instances.csv", "--out", tmp_path / "local.csv")
+    dask = cli("--instances", tmp_path / "instances.csv", "--out", tmp_path / "dask.csv",
+               "--engine", "dask", "--jobs", "2", "--quiet")
+    assert local.returncode == 0 and dask.returncode == 0, dask.stderr
+
+    def results(name):
+        import csv
+        with open(tmp_path / name) as f:
+            return {r["vnnlib"]: r["result"] for r in csv.DictReader(f)}
+    assert results("local.csv") == results("dask.csv") == {
+        "p0.vnnlib": "sat", "p1.vnnlib": "sat", "p2.vnnlib": "unsat"}
