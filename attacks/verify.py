@@ -36,6 +36,7 @@ from ir.property import Conjunction
 RESULTS = ("sat", "unsat", "timeout", "unknown", "error")
 STRATEGIES = ("auto", "direct", "dnc", "exact")
 PROOF_TOLERANCE = 1e-6
+CONFIRM_MARGIN = 1e-4     # asked of a second solve when the first answer fails in float64
 SAMPLES = 256
 ROUNDS = 8
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
@@ -102,9 +103,9 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy not in ("auto", "exact"):
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
-    undecided = []
+    undecided, cache = [], {}
     for case, conj in pairs:
-        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds)
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
         if isinstance(outcome, np.ndarray):
             return _sat(net, outcome, "exact MILP")
         if outcome != "proved":
@@ -192,24 +193,58 @@ def _dnc(net, lower, upper, conj, clock: _Clock, backend: str, budget: float | N
     return None
 
 
-def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str):
-    """A confirmed counterexample, "proved" (none exists), or why it is undecided."""
-    if clock.out():
-        return "timeout"
-    problem, decoder = box_query(net, lower, upper, conj, bounds,
-                                 time_budget=None if clock.left() is None else clock.left() / 4)
-    solved = solve_query(problem, backend, EXACT_PASSES, clock.left())
-    if solved.x is not None:
-        candidate = np.clip(decoder.decode(solved.x), lower, upper)
-        if confirms(net, lower, upper, conj, candidate):
-            return candidate
-    status = solved.status
-    if status == Status.OPTIMAL:
-        # minimize -t: the dual bound (or the LP optimum) bounds the best margin from above
-        best = -solved.result.info.get("bound", solved.result.objective)
-        if best < -PROOF_TOLERANCE:
-            return "proved"
-        return f"margin {best:.3g} within the proof tolerance {PROOF_TOLERANCE:g}"
-    if status in (Status.TIME_LIMIT, Status.FEASIBLE):
-        return "timeout"
-    return f"exact MILP {status.value}: {solved.result.message}"
+def _margins_bounded_below_zero(net, lower, upper, conj: Conjunction, bounds: str,
+                                clock: _Clock) -> bool:
+    """The cheap proof first: the conjunction's margins ``sign_i (lhs_i - rhs_i)`` as one
+    more linear layer on the network, bounded over the box (symbolic bounds back-substitute
+    through it, so the bound is of the margin itself, not of the outputs one by one); a
+    margin whose upper bound is below ``-PROOF_TOLERANCE`` can never be met."""
+    from compiler.analysis.bounds import layer_bounds
+    from compiler.analysis.input_sets import Box
+    from ir.layers import Linear
+    from ir.network import Network
+    rows, offsets = [], []
+    for constraint in conj.constraints:
+        sign = 1.0 if constraint.sense == ">=" else -1.0
+        row = np.zeros(net.n_outputs)
+        for i, c in constraint.coeffs:
+            row[i] = sign * c
+        rows.append(row)
+        offsets.append(-sign * constraint.rhs)
+    spec = Network(net.layers + (Linear(np.array(rows), np.array(offsets)),), None,
+                   net.input_shape, net.name)
+    left = clock.left()
+    analysis = layer_bounds(spec, Box(lower, upper), bounds,
+                            time_budget=None if left is None else left / 4)
+    return bool(np.any(analysis.upper[spec.depth] < -PROOF_TOLERANCE))
+
+
+def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str,
+          cache: dict | None = None):
+    """A confirmed counterexample, "proved" (none exists), or why it is undecided.
+
+    First the feasibility question "margin >= -PROOF_TOLERANCE": infeasible proves that no
+    input of the box meets the conjunction.  A solution that the float64 re-simulation does
+    not confirm (it meets the margin only within the solver's tolerance) is asked again
+    with the margin ``CONFIRM_MARGIN``; if that is infeasible the pair stays undecided."""
+    if _margins_bounded_below_zero(net, lower, upper, conj, bounds, clock):
+        return "proved"
+    for floor in (-PROOF_TOLERANCE, CONFIRM_MARGIN):
+        if clock.out():
+            return "timeout"
+        left = clock.left()
+        problem, decoder = box_query(net, lower, upper, conj, bounds,
+                                     None if left is None else left / 4, floor, cache)
+        solved = solve_query(problem, backend, EXACT_PASSES, clock.left())
+        if solved.x is not None:
+            candidate = np.clip(decoder.decode(solved.x), lower, upper)
+            if confirms(net, lower, upper, conj, candidate):
+                return candidate
+            continue
+        if solved.status == Status.INFEASIBLE:
+            return "proved" if floor < 0 else \
+                f"a margin within {CONFIRM_MARGIN:g} that float64 does not confirm"
+        if solved.status == Status.TIME_LIMIT:
+            return "timeout"
+        return f"exact MILP {solved.status.value}: {solved.result.message}"
+    return "the MILP's solutions do not hold in float64"

@@ -6,7 +6,9 @@
                               -T <= t <= T
 
 A solution with ``t >= 0`` is a counterexample (for a re-simulation to confirm); a proved
-bound ``t* < 0`` is a proof that none exists.  Two forms:
+bound ``t* < 0`` is a proof that none exists.  With ``floor`` the question becomes a pure
+feasibility problem, ``t >= floor`` and no objective, which a MILP solver settles far sooner:
+infeasible is then the proof that no input reaches the margin ``floor``.  Two forms:
 
 * ``box_query``: the whole network, every phase recorded (at the box centre) but left free
   unless a phase-fixing pass runs; bounds on every pre-activation from
@@ -60,12 +62,19 @@ def _margin_rows(b: ProblemBuilder, name: str, target: Conjunction, lhs_rows, va
 
 
 def box_query(net, lower: np.ndarray, upper: np.ndarray, target: Conjunction,
-              bounds: str = "symbolic", time_budget: float | None = None
+              bounds: str = "symbolic", time_budget: float | None = None,
+              floor: float | None = None, bounds_cache: dict | None = None
               ) -> tuple[Problem, BoxDecoder]:
-    """Blocks ``x``, ``z1``, ``a{m}``/``p{m}``, ``z{m}`` and ``t``; minimizes ``-t``.  ``t``
-    is bounded by what the output bounds allow, so the problem is always feasible."""
+    """Blocks ``x``, ``z1``, ``a{m}``/``p{m}``, ``z{m}`` and ``t``; minimizes ``-t``, or with
+    ``floor`` asks only for ``t >= floor``.  ``t`` is bounded by what the output bounds
+    allow.  ``bounds_cache`` (a dict the caller keeps) reuses the bounds of one box."""
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget)
+    key = (bounds, lower.tobytes(), upper.tobytes())
+    analysis = None if bounds_cache is None else bounds_cache.get(key)
+    if analysis is None:
+        analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget)
+        if bounds_cache is not None:
+            bounds_cache[key] = analysis
     lows = [analysis.lower[k] for k in range(1, net.depth + 1)]
     highs = [analysis.upper[k] for k in range(1, net.depth + 1)]
     trace = net.simulate((lower + upper) / 2)
@@ -82,9 +91,10 @@ def box_query(net, lower: np.ndarray, upper: np.ndarray, target: Conjunction,
     out_lo, out_hi = _output_bounds(net, lows[-1], highs[-1])
     reach = np.abs(coeffs) @ np.maximum(np.abs(out_lo), np.abs(out_hi))
     cap = float(np.max(reach + np.abs([c.rhs for c in target.constraints]))) + 1.0
-    t = b.add_vars("t", 1, -cap, cap)
+    t = b.add_vars("t", 1, -cap if floor is None else floor, cap)
     _margin_rows(b, "margin", target, coeffs, np.asarray(y), np.zeros(len(coeffs)), t)
-    b.minimize(t, -1.0)
+    if floor is None:
+        b.minimize(t, -1.0)
     return b.build(), BoxDecoder(x, int(t[0]))
 
 
