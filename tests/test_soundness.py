@@ -41,10 +41,10 @@ def test_contradictory_property_is_infeasible_on_mnist():
 def test_linearized_milp_and_closed_form_direct_agree():
     """The MILP form of ``direct`` (linearized phases) and the closed form solve the same
     linear model: the same images succeed (the MILP once lost 4 of 14 to bounds derived for
-    the real network, which an active neuron of the linear model may leave)."""
+    the real network, which an active neuron of the linear model may leave; 10 images here)."""
     net = load_shared_network(MNIST_8_16)
     x, y = load_mnist()
-    keep = correctly_classified(net, x, y, 15)
+    keep = correctly_classified(net, x, y, 10)
     found = {}
     for method in ("sort", "milp"):
         config = AttackConfig(linf=1.0, max_pixels=15, strategy="direct",
@@ -54,7 +54,7 @@ def test_linearized_milp_and_closed_form_direct_agree():
             if r.success:
                 assert int(np.argmax(net(r.x_adv))) != y[i]
         found[method] = [r.success for r in results]
-    assert found["sort"] == found["milp"] and sum(found["sort"]) >= 13
+    assert found["sort"] == found["milp"] and sum(found["sort"]) >= 8
 
 
 @pytest.mark.parametrize("limits", [{"time_limit": 1e-9}, {"budget": 1e-9}])
