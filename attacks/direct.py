@@ -14,7 +14,7 @@ from attacks.dnc import Candidate
 from attacks.grow import grown
 from attacks.recovery import adversarial_input, closed_form_changes, first_holding, sortable
 from attacks.result import StageFailure
-from attacks.solving import solve_query
+from attacks.solving import solve_for
 from attacks.work import Work
 from compiler.queries import input_query
 
@@ -64,11 +64,8 @@ def relinearized(net, x, conj, config: AttackConfig, work: Work) -> np.ndarray:
             t0 = time.perf_counter()
             problem, decoder = input_query(net, x, conj, config.linf, config.max_pixels,
                                            phase_point=point)
-            solved = solve_query(problem, config.backend, config.passes, work.time_limit(),
-                                 query_s=time.perf_counter() - t0)
-            work.compile_s += solved.compile_s + solved.result.build_s
-            work.solve_s += solved.result.solve_s
-            work.saw(solved.status)
+            solved = solve_for(work, problem, config.backend, config.passes,
+                               query_s=time.perf_counter() - t0)
             if solved.x is None:
                 if last is not None:
                     return last

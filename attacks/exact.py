@@ -11,7 +11,7 @@ from attacks.config import AttackConfig
 from attacks.direct import direct
 from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
-from attacks.solving import solve_query
+from attacks.solving import solve_for
 from attacks.validate import count_pixels, validate
 from attacks.work import Work
 from backends.base import Status
@@ -117,11 +117,7 @@ def _exact_milp(net, x, conj, config: AttackConfig, work: Work, cache: dict) -> 
                                    time_budget=config.exact.bounds_seconds, bounds_cache=cache)
     options = PassOptions(phase_fixing=None, sign_pruning=False,
                           relaxation=config.passes.relaxation)
-    solved = solve_query(problem, config.backend, options, work.time_limit(),
-                         query_s=time.perf_counter() - t0)
-    work.compile_s += solved.compile_s + solved.result.build_s
-    work.solve_s += solved.result.solve_s
-    work.saw(solved.status)
+    solved = solve_for(work, problem, config.backend, options, query_s=time.perf_counter() - t0)
     if solved.x is None:
         raise StageFailure("exact MILP", solved.status.value, solved.result.message)
     return adversarial_input(net, x, decoder.decode(solved.x))

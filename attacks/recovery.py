@@ -16,7 +16,7 @@ import numpy as np
 
 from attacks.config import AttackConfig
 from attacks.result import StageFailure
-from attacks.solving import solve_query
+from attacks.solving import solve_for
 from attacks.work import Work
 from backends.base import Status
 from compiler.analysis import bounds
@@ -39,11 +39,8 @@ def recovery_changes(net, x, target: Target, layer: int, config: AttackConfig,
     t0 = time.perf_counter()
     problem, decoder = input_query(net.prefix(layer), x, target, config.linf, config.max_pixels,
                                    groups=net.pixel_groups())
-    solved = solve_query(problem, config.backend, config.passes, work.time_limit(),
-                         query_s=time.perf_counter() - t0)
-    work.compile_s += solved.compile_s + solved.result.build_s
-    work.solve_s += solved.result.solve_s
-    work.saw(solved.status)
+    solved = solve_for(work, problem, config.backend, config.passes,
+                       query_s=time.perf_counter() - t0)
     if solved.x is None:
         raise StageFailure("input recovery", solved.status.value, solved.result.message)
     yield adversarial_input(net, x, decoder.decode(solved.x))

@@ -46,6 +46,17 @@ def solve_query(problem, backend_name: str, options: PassOptions, time_limit: fl
     return Solved(problem, compiled, result, x, compile_s)
 
 
+def solve_for(work, problem, backend_name: str, options: PassOptions,
+              query_s: float = 0.0) -> Solved:
+    """``solve_query`` within an attack's time (``attacks.work.Work``), its seconds and its
+    status counted there."""
+    solved = solve_query(problem, backend_name, options, work.time_limit(), query_s=query_s)
+    work.compile_s += solved.compile_s + solved.result.build_s
+    work.solve_s += solved.result.solve_s
+    work.saw(solved.status)
+    return solved
+
+
 def dump(problem, directory: str | Path, stem: str, backend,
          comment: str | None = None) -> list[Path]:
     """``DIR/STEM.BACKEND.SUFFIX`` for every format the backend writes (HiGHS and Pyomo:

@@ -128,23 +128,35 @@ def dask_records(net, x, y, config, todo, jobs: int = 1,
     if not todo:
         return
     distributed = _import_distributed()
-    client, cluster = _connect(distributed, scheduler, jobs)
-    futures = {}
-    try:
+
+    def submit(client):
         # sent once to every worker, not once per task
         blob = pickle.dumps(net, protocol=pickle.HIGHEST_PROTOCOL)
         digest = hashlib.sha256(blob).hexdigest()
         net_f = client.scatter(blob, broadcast=True, hash=False)
         x_f = client.scatter(np.ascontiguousarray(x), broadcast=True, hash=False)
         y_f = client.scatter(np.asarray(y), broadcast=True, hash=False)
+        return [(int(i), (_dask_attack, net_f, digest, x_f, y_f, int(i), config)) for i in todo]
+
+    for i, future in _dask_completed(distributed, scheduler, jobs, "attack", submit):
+        yield _dask_outcome(distributed, future, i, x, y, scheduler)
+
+
+def _dask_completed(distributed, scheduler, jobs: int, name: str, submit):
+    """Connect, submit the ``(key, (function, *args))`` pairs ``submit(client)`` returns,
+    and yield ``(key, future)`` as each completes.  Closing the generator (or an interrupt)
+    cancels what is left and stops an embedded cluster."""
+    client, cluster = _connect(distributed, scheduler, jobs)
+    futures = {}
+    try:
         token = uuid.uuid4().hex[:12]
-        for i in todo:
-            future = client.submit(_dask_attack, net_f, digest, x_f, y_f, int(i), config,
-                                   key=f"netpatch-attack-{token}-{i}", retries=RETRIES)
-            futures[future.key] = (future, int(i))
+        for key, (function, *args) in submit(client):
+            future = client.submit(function, *args, key=f"netpatch-{name}-{token}-{key}",
+                                   retries=RETRIES)
+            futures[future.key] = (future, key)
         for future in distributed.as_completed([f for f, _ in futures.values()]):
-            _, i = futures.pop(future.key)
-            yield _dask_outcome(distributed, future, i, x, y, scheduler)
+            _, key = futures.pop(future.key)
+            yield key, future
             future.release()
     finally:
         for future, _ in futures.values():
@@ -248,24 +260,10 @@ def task_results(function, items: list[tuple], engine: str = "local", jobs: int 
                                                       for p, item in enumerate(items)])
         return
     distributed = _import_distributed()
-    client, cluster = _connect(distributed, scheduler, jobs)
-    futures = {}
-    try:
-        token = uuid.uuid4().hex[:12]
-        for position, item in enumerate(items):
-            future = client.submit(function, *item, key=f"netpatch-task-{token}-{position}",
-                                   retries=RETRIES)
-            futures[future.key] = (future, position)
-        for future in distributed.as_completed([f for f, _ in futures.values()]):
-            _, position = futures.pop(future.key)
-            yield position, future.result()
-            future.release()
-    finally:
-        for future, _ in futures.values():
-            future.cancel()
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    tasks = [(position, (function, *item)) for position, item in enumerate(items)]
+    for position, future in _dask_completed(distributed, scheduler, jobs, "task",
+                                            lambda client: tasks):
+        yield position, future.result()
 
 
 def _indexed(job):
