@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +79,10 @@ def cmd_export(args) -> int:
     net = load_net(args)
     if args.export_domain is not None:
         net = net.with_domain(Domain.box(net.n_inputs, *args.export_domain))
+    try:
+        Path(args.to).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"--to {args.to}: cannot create its folder ({err.strerror})") from None
     save_network(net, args.to)
     print(f"wrote {args.to}")
     return 0
