@@ -18,7 +18,8 @@ PATCH_OBJECTIVES = ("linf", "l1")
 
 # Measured on the 6x50 MNIST network, first 100 images, one core (dnc): no limit 95% success,
 # median 0.12 s, mean 1.55 s, slowest 35 s; 5 s: 94%, 0.17 / 0.58 s; 2 s: 94%, 0.14 / 0.44 s.
-IMAGE_TIME_LIMIT = 2.0
+# On the MNIST CNN 2 s cut dnc from 96% to 91% (its first patch mode alone takes ~1.5 s).
+IMAGE_TIME_LIMIT = 5.0
 
 
 def image_time_limit(given: float | None, strategy: str) -> float | None:
