@@ -36,7 +36,8 @@ from ir.property import Conjunction
 RESULTS = ("sat", "unsat", "timeout", "unknown", "error")
 STRATEGIES = ("auto", "direct", "dnc", "exact")
 PROOF_TOLERANCE = 1e-6
-CONFIRM_MARGIN = 1e-4     # asked of a second solve when the first answer fails in float64
+CONFIRM_MARGIN = 1e-4
+MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no MILP is tried     # asked of a second solve when the first answer fails in float64
 SAMPLES = 256
 ROUNDS = 8
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
@@ -235,6 +236,11 @@ def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bou
         left = clock.left()
         problem, decoder = box_query(net, lower, upper, conj, bounds,
                                      None if left is None else left / 4, floor, cache)
+        sizes = problem.sizes()
+        free = sizes["unstable_relus"] + sizes["maxes"]
+        if free > MAX_FREE_PHASES:
+            return (f"too large for the exact MILP: {free} phases undecided by {bounds} bounds "
+                    f"(the limit is {MAX_FREE_PHASES})")
         solved = solve_query(problem, backend, EXACT_PASSES, clock.left())
         if solved.x is not None:
             candidate = np.clip(decoder.decode(solved.x), lower, upper)
