@@ -1,4 +1,4 @@
-"""frontends/onnx.py: ONNX graphs built here with ``onnx.helper`` are read into the IR and
+"""frontends/onnx*.py: ONNX graphs built here with ``onnx.helper`` are read into the IR and
 simulated against ``onnx.reference.ReferenceEvaluator`` (and onnxruntime when it is installed);
 unsupported graphs give one-line errors naming the node; IR networks exported with
 ``save_onnx`` compute the same function and read back to the same network.
