@@ -29,15 +29,15 @@ from attacks.solving import solve_query
 from attacks.work import Work
 from backends.base import Status
 from compiler.passes import PassOptions
-from compiler.queries.box import box_query, linearized_query
+from compiler.queries.box import box_bounds, box_query, linearized_query
 from ir.network import Domain
 from ir.property import Conjunction
 
 RESULTS = ("sat", "unsat", "timeout", "unknown", "error")
 STRATEGIES = ("auto", "direct", "dnc", "exact")
 PROOF_TOLERANCE = 1e-6
-CONFIRM_MARGIN = 1e-4
-MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no MILP is tried     # asked of a second solve when the first answer fails in float64
+CONFIRM_MARGIN = 1e-4     # asked of a second solve when the first answer fails in float64
+MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no MILP is tried
 SAMPLES = 256
 ROUNDS = 8
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
@@ -105,8 +105,13 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
     undecided, cache = [], {}
+    margins = {}                  # per box, once: the margin bounds of all its conjunctions
     for case, conj in pairs:
-        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
+        if id(case) not in margins:
+            margins[id(case)] = margin_upper_bounds(net, case.lower, case.upper, case.output,
+                                                    bounds, clock)
+        margin = margins[id(case)][case.output.index(conj)]
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache, margin)
         if isinstance(outcome, np.ndarray):
             return _sat(net, outcome, "exact MILP")
         if outcome != "proved":
@@ -194,53 +199,61 @@ def _dnc(net, lower, upper, conj, clock: _Clock, backend: str, budget: float | N
     return None
 
 
-def _margins_bounded_below_zero(net, lower, upper, conj: Conjunction, bounds: str,
-                                clock: _Clock) -> bool:
-    """The cheap proof first: the conjunction's margins ``sign_i (lhs_i - rhs_i)`` as one
-    more linear layer on the network, bounded over the box (symbolic bounds back-substitute
-    through it, so the bound is of the margin itself, not of the outputs one by one); a
-    margin whose upper bound is below ``-PROOF_TOLERANCE`` can never be met."""
+def margin_upper_bounds(net, lower, upper, conjunctions, bounds: str, clock: _Clock):
+    """The cheap proof first: every constraint margin ``sign_i (lhs_i - rhs_i)`` of the
+    conjunctions as one more linear layer on the network, bounded over the box in one pass
+    (symbolic bounds back-substitute through it, so each bound is of the margin itself, not
+    of the outputs one by one).  Per conjunction, the upper bounds of its margins: one below
+    ``-PROOF_TOLERANCE`` can never be met."""
     from compiler.analysis.bounds import layer_bounds
     from compiler.analysis.input_sets import Box
     from ir.layers import Linear
     from ir.network import Network
-    rows, offsets = [], []
-    for constraint in conj.constraints:
-        sign = 1.0 if constraint.sense == ">=" else -1.0
-        row = np.zeros(net.n_outputs)
-        for i, c in constraint.coeffs:
-            row[i] = sign * c
-        rows.append(row)
-        offsets.append(-sign * constraint.rhs)
+    rows, offsets, owner = [], [], []
+    for position, conj in enumerate(conjunctions):
+        for constraint in conj.constraints:
+            sign = 1.0 if constraint.sense == ">=" else -1.0
+            row = np.zeros(net.n_outputs)
+            for i, c in constraint.coeffs:
+                row[i] = sign * c
+            rows.append(row)
+            offsets.append(-sign * constraint.rhs)
+            owner.append(position)
+    if not rows:
+        return [np.zeros(0) for _ in conjunctions]
     spec = Network(net.layers + (Linear(np.array(rows), np.array(offsets)),), None,
                    net.input_shape, net.name)
     left = clock.left()
     analysis = layer_bounds(spec, Box(lower, upper), bounds,
                             time_budget=None if left is None else left / 4)
-    return bool(np.any(analysis.upper[spec.depth] < -PROOF_TOLERANCE))
+    upper_bounds, owner = analysis.upper[spec.depth], np.array(owner)
+    return [upper_bounds[owner == position] for position in range(len(conjunctions))]
 
 
 def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str,
-          cache: dict | None = None):
+          cache: dict | None = None, margin_upper: np.ndarray | None = None):
     """A confirmed counterexample, "proved" (none exists), or why it is undecided.
 
     First the feasibility question "margin >= -PROOF_TOLERANCE": infeasible proves that no
     input of the box meets the conjunction.  A solution that the float64 re-simulation does
     not confirm (it meets the margin only within the solver's tolerance) is asked again
     with the margin ``CONFIRM_MARGIN``; if that is infeasible the pair stays undecided."""
-    if _margins_bounded_below_zero(net, lower, upper, conj, bounds, clock):
+    left = clock.left()
+    analysis = box_bounds(net, lower, upper, bounds, None if left is None else left / 4, cache)
+    free = sum(analysis.unstable.values()) + sum(analysis.undecided.values())
+    if margin_upper is None:
+        (margin_upper,) = margin_upper_bounds(net, lower, upper, [conj], bounds, clock)
+    if np.any(margin_upper < -PROOF_TOLERANCE):
         return "proved"
+    if free > MAX_FREE_PHASES:
+        return (f"too large for the exact MILP: {free} phases undecided by {bounds} bounds "
+                f"(the limit is {MAX_FREE_PHASES})")
     for floor in (-PROOF_TOLERANCE, CONFIRM_MARGIN):
         if clock.out():
             return "timeout"
         left = clock.left()
         problem, decoder = box_query(net, lower, upper, conj, bounds,
                                      None if left is None else left / 4, floor, cache)
-        sizes = problem.sizes()
-        free = sizes["unstable_relus"] + sizes["maxes"]
-        if free > MAX_FREE_PHASES:
-            return (f"too large for the exact MILP: {free} phases undecided by {bounds} bounds "
-                    f"(the limit is {MAX_FREE_PHASES})")
         solved = solve_query(problem, backend, EXACT_PASSES, clock.left())
         if solved.x is not None:
             candidate = np.clip(decoder.decode(solved.x), lower, upper)

@@ -61,6 +61,19 @@ def _margin_rows(b: ProblemBuilder, name: str, target: Conjunction, lhs_rows, va
     b.add_rows(name, rows, cols, vals, np.array(lows), np.inf, len(target.constraints))
 
 
+def box_bounds(net, lower: np.ndarray, upper: np.ndarray, bounds: str = "symbolic",
+               time_budget: float | None = None, cache: dict | None = None):
+    """``layer_bounds`` over the box, computed once per box and method when given a
+    ``cache`` (a dict the caller keeps)."""
+    key = (bounds, np.asarray(lower, float).tobytes(), np.asarray(upper, float).tobytes())
+    analysis = None if cache is None else cache.get(key)
+    if analysis is None:
+        analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget)
+        if cache is not None:
+            cache[key] = analysis
+    return analysis
+
+
 def box_query(net, lower: np.ndarray, upper: np.ndarray, target: Conjunction,
               bounds: str = "symbolic", time_budget: float | None = None,
               floor: float | None = None, bounds_cache: dict | None = None
@@ -69,12 +82,7 @@ def box_query(net, lower: np.ndarray, upper: np.ndarray, target: Conjunction,
     ``floor`` asks only for ``t >= floor``.  ``t`` is bounded by what the output bounds
     allow.  ``bounds_cache`` (a dict the caller keeps) reuses the bounds of one box."""
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    key = (bounds, lower.tobytes(), upper.tobytes())
-    analysis = None if bounds_cache is None else bounds_cache.get(key)
-    if analysis is None:
-        analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget)
-        if bounds_cache is not None:
-            bounds_cache[key] = analysis
+    analysis = box_bounds(net, lower, upper, bounds, time_budget, bounds_cache)
     lows = [analysis.lower[k] for k in range(1, net.depth + 1)]
     highs = [analysis.upper[k] for k in range(1, net.depth + 1)]
     trace = net.simulate((lower + upper) / 2)
