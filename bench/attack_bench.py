@@ -36,16 +36,26 @@ def fmt(v, digits=3):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"))
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
-    parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--strategies", default="dnc,direct")
-    parser.add_argument("--linf", default="1")
-    parser.add_argument("--max-pixels", default="15")
-    parser.add_argument("--time-limit", default="30")
-    parser.add_argument("--jobs", default="1")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "attack"))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
+                        help="network file (default: %(default)s)")
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
+                        help="data set .npz (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=100,
+                        help="the first N correctly classified images (default: %(default)s)")
+    parser.add_argument("--strategies", default="dnc,direct",
+                        help="comma-separated strategies (default: %(default)s)")
+    parser.add_argument("--linf", default="1",
+                        help="L-inf bound of a change (default: %(default)s)")
+    parser.add_argument("--max-pixels", default="15",
+                        help="changed pixels at most (default: %(default)s)")
+    parser.add_argument("--time-limit", default="30",
+                        help="seconds per solver call (default: %(default)s)")
+    parser.add_argument("--jobs", default="1",
+                        help="processes (default: %(default)s)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "attack"),
+                        help="output (default: %(default)s)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

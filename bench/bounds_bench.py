@@ -56,16 +56,24 @@ def table(net, runs: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"))
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
-    parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--pixels", type=int, default=15)
-    parser.add_argument("--pixel-linf", type=float, default=1.0)
-    parser.add_argument("--linf", type=float, default=0.02)
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
+                        help="network file (default: %(default)s)")
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
+                        help="data set .npz (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=20,
+                        help="the first N correctly classified images (default: %(default)s)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated methods (default: %(default)s)")
+    parser.add_argument("--pixels", type=int, default=15,
+                        help="changed pixels of the L0 input set (default: %(default)s)")
+    parser.add_argument("--pixel-linf", type=float, default=1.0,
+                        help="L-inf bound of a changed pixel, L0 set (default: %(default)s)")
+    parser.add_argument("--linf", type=float, default=0.02,
+                        help="L-inf bound of a change (default: %(default)s)")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="seconds for the LP stage per image and set (default: none)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "bounds"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "bounds"),
+                        help="output (default: %(default)s)")
     args = parser.parse_args()
     net = load_network(args.net)
     x, y = load_dataset(args.data)

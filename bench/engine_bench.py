@@ -96,11 +96,16 @@ class ExternalCluster:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"))
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
-    parser.add_argument("--images", type=int, default=40)
-    parser.add_argument("--linf", default="1")
-    parser.add_argument("--max-pixels", default="15")
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
+                        help="network file (default: %(default)s)")
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
+                        help="data set .npz (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=40,
+                        help="the first N correctly classified images (default: %(default)s)")
+    parser.add_argument("--linf", default="1",
+                        help="L-inf bound of a change (default: %(default)s)")
+    parser.add_argument("--max-pixels", default="15",
+                        help="changed pixels at most (default: %(default)s)")
     parser.add_argument("--workers", default="1,2", help="worker counts (default 1,2)")
     parser.add_argument("--external", action="store_true",
                         help="also time a dask scheduler and workers started beforehand")

@@ -32,18 +32,27 @@ STRATEGIES = ("dnc", "direct", "exact")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-8-16-10.h5"))
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
-    parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--max-pixels", type=int, default=3)
-    parser.add_argument("--linf", type=float, default=1.0)
-    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-8-16-10.h5"),
+                        help="network file (default: %(default)s)")
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
+                        help="data set .npz (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=20,
+                        help="the first N correctly classified images (default: %(default)s)")
+    parser.add_argument("--max-pixels", type=int, default=3,
+                        help="changed pixels at most (default: %(default)s)")
+    parser.add_argument("--linf", type=float, default=1.0,
+                        help="L-inf bound of a change (default: %(default)s)")
+    parser.add_argument("--time-limit", type=float, default=60.0,
+                        help="seconds per solver call (default: %(default)s)")
     parser.add_argument("--image-time-limit", type=float, default=None,
                         help="wall-clock seconds per image and strategy")
     parser.add_argument("--bounds", default="symbolic", help="exact's big-M bounds")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "exact.md"))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help="comma-separated strategies (default: %(default)s)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "exact.md"),
+                        help="output (default: %(default)s)")
     args = parser.parse_args()
     net = load_network(args.net)
     net = net if net.domain is not None else net.with_domain(Domain.box(net.n_inputs))

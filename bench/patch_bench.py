@@ -53,13 +53,19 @@ def med(rows, key):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"))
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"))
-    parser.add_argument("--images", type=int, default=50)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
+                        help="network file (default: %(default)s)")
+    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
+                        help="data set .npz (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=50,
+                        help="the first N correctly classified images (default: %(default)s)")
     parser.add_argument("--pyomo-images", type=int, default=10, help="pyomo-highs is slower")
-    parser.add_argument("--objective", default="linf")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "patch_bench.md"))
+    parser.add_argument("--objective", default="linf",
+                        help="patch objective (default: %(default)s)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "patch_bench.md"),
+                        help="output (default: %(default)s)")
     args = parser.parse_args()
     net = load_network(args.net)
     xs, _ = load_dataset(args.data)

@@ -43,13 +43,20 @@ def onnx_check(path: Path, x: np.ndarray, y: np.ndarray) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--networks", default=",".join(NETWORKS))
-    parser.add_argument("--images", type=int, default=10)
-    parser.add_argument("--eps", default="0.01,0.03")
-    parser.add_argument("--timeout", type=float, default=60.0)
-    parser.add_argument("--strategies", default="auto,direct,exact")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "verify.md"))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help="comma-separated shared networks (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=10,
+                        help="the first N correctly classified images (default: %(default)s)")
+    parser.add_argument("--eps", default="0.01,0.03",
+                        help="L-inf radii of the robustness boxes (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds per instance (default: %(default)s)")
+    parser.add_argument("--strategies", default="auto,direct,exact",
+                        help="comma-separated strategies (default: %(default)s)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "verify.md"),
+                        help="output (default: %(default)s)")
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     folder = Path(tempfile.mkdtemp(prefix="verify_bench_"))
