@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from attacks.config import IMAGE_TIME_LIMIT  # noqa: E402
 from frontends import load_network  # noqa: E402
 from frontends.data import load_dataset  # noqa: E402
 from netpatch.cli import main as netpatch  # noqa: E402
@@ -60,6 +61,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images = correctly_classified(args.net, args.data, args.images, out)
+    population = len(np.load(images)["y"])   # fewer than asked when the data set runs out
     rows = ["| strategy | defect detection | pixels mean/median/max | L2 mean | L-inf mean "
             "| time median s | time mean s (compile / solve) | Pielou |", "|---|---|---|---|---|---|---|---|"]
     for strategy in args.strategies.split(","):
@@ -74,9 +76,10 @@ def main() -> None:
                     f"{fmt(s['l2']['mean'])} | {fmt(s['linf']['mean'])} | {fmt(t['median'])} | "
                     f"{fmt(t['mean'])} ({fmt(t['compile_mean'])} / {fmt(t['solve_mean'])}) | {fmt(s['pielou'])} |")
         print(rows[-1], flush=True)
-    title = (f"# Attack benchmark: {Path(args.net).name}, first {args.images} correctly classified "
+    title = (f"# Attack benchmark: {Path(args.net).name}, first {population} correctly classified "
              f"images of {Path(args.data).name}, L-inf {args.linf}, <= {args.max_pixels} pixels, HiGHS, "
-             f"{args.jobs} job(s), {args.time_limit} s per solver call\n\n")
+             f"{args.jobs} job(s), {args.time_limit} s per solver call, {IMAGE_TIME_LIMIT:g} s per image "
+             f"(dnc, direct)\n\n")
     (out / "table.md").write_text(title + "\n".join(rows) + "\n")
     print(f"wrote {out / 'table.md'}")
 
