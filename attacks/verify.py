@@ -12,9 +12,10 @@ property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``time
 * ``timeout`` when the time ran out first; ``unknown`` when the search ended undecided (a
   margin within the tolerance, or only heuristics were asked for).
 
-Strategies: ``direct`` (samples, then the network's linear model at the best point, re-
+Strategies: ``direct`` (projected gradient ascent on the property's slack, a quarter of the
+timeout and at most 10 s; samples, then the network's linear model at the best point, re-
 linearized at each candidate), ``dnc`` (divide and conquer on one-inequality conjunctions),
-``exact`` (the MILP alone), ``auto`` (samples and direct, dnc, then exact).
+``exact`` (the MILP alone), ``auto`` (direct, dnc, then exact).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.config import AttackConfig
+from attacks.pgd import pgd
 from attacks.result import StageFailure
 from attacks.solving import solve_query
 from attacks.work import Work
@@ -40,6 +42,7 @@ CONFIRM_MARGIN = 1e-4     # asked of a second solve when the first answer fails 
 MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no MILP is tried
 SAMPLES = 256
 ROUNDS = 8
+PGD_SHARE, PGD_SECONDS = 0.25, 10.0  # auto, direct: gradient ascent's share of the timeout
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
 EXACT_PASSES = PassOptions(phase_fixing=None, drop_inert=False, sign_pruning=False,
                            relaxation=False)
@@ -84,6 +87,15 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unsat", stage="property", reason="no input box is non-empty")
     rng = np.random.default_rng(seed)
     if strategy in ("auto", "direct"):
+        cases = list({id(case): case for case, _ in pairs}.values())
+        left = clock.left()
+        budget = PGD_SECONDS if left is None else min(PGD_SECONDS, PGD_SHARE * left)
+        for case in cases:
+            deadline = time.perf_counter() + budget / len(cases)
+            found = pgd(net, case.lower, case.upper, list(case.output), rng, deadline)
+            if found is not None and confirms(net, case.lower, case.upper,
+                                              case.output[found[1]], found[0]):
+                return _sat(net, found[0], "falsification (gradient ascent)")
         for case, conj in pairs:
             found = falsify(net, case.lower, case.upper, conj, clock, backend, rng)
             if found is not None:

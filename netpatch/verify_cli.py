@@ -59,8 +59,8 @@ def register(sub, add_command) -> None:
     p.add_argument("--timeout", type=positive, default=60.0,
                    help="seconds for one instance; --instances: each row's own (default: 60)")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
-                   help="auto: cheap falsification (samples, the linearized "
-                        "network, divide and conquer), then the exact MILP; direct, dnc: "
+                   help="auto: cheap falsification (gradient ascent, samples, the "
+                        "linearized network, divide and conquer), then the exact MILP; direct, dnc: "
                         "falsification only (sat or unknown); exact: the MILP only "
                         "(default: auto)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,

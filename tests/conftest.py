@@ -1,5 +1,5 @@
 """Shared test helpers: where the shared reference data lives (``../shared/data``), the
-paper's 2-2-2-2 network, and loaders of the shared MNIST networks and images (each skips
+paper's 2-2-2-2 network, a small CNN with every layer kind, and loaders of the shared MNIST networks and images (each skips
 with the missing path in the reason when the shared folder is absent)."""
 from __future__ import annotations
 
@@ -66,3 +66,17 @@ def require_backend(name: str) -> None:
         get_backend(name)
     except SolverUnavailable as err:
         pytest.skip(f"backend {name}: {err}")
+
+
+def small_cnn(seed: int = 0):
+    """8x8x2 NHWC: Conv2D 4 3x3 'same' + ReLU + MaxPool 2x2 + Conv2D 3 3x3 'same' + ReLU +
+    Reshape + Linear 12 + ReLU + Linear 5 (sparse edge-layers 1-3, dense 4-5)."""
+    from ir.network import Conv2D, Domain, Linear, MaxPool2D, Network, ReLU, Reshape
+    rng = np.random.default_rng(seed)
+    return Network((Conv2D(rng.normal(size=(4, 2, 3, 3)) * 0.5, rng.normal(size=4) * 0.1,
+                           (1, 1), (1, 1, 1, 1)), ReLU(), MaxPool2D((2, 2), (2, 2)),
+                    Conv2D(rng.normal(size=(3, 4, 3, 3)) * 0.3, rng.normal(size=3) * 0.1,
+                           (1, 1), (1, 1, 1, 1)), ReLU(), Reshape((48,)),
+                    Linear(rng.normal(size=(12, 48)) * 0.3, rng.normal(size=12) * 0.1), ReLU(),
+                    Linear(rng.normal(size=(5, 12)), np.zeros(5))),
+                   Domain.box(128), input_shape=(8, 8, 2), name="small_cnn")

@@ -14,9 +14,9 @@ from compiler.analysis.bounds import (budget_first_layer, input_box, layer_bound
 from compiler.analysis.input_sets import Box, SparseBox
 from frontends import load_network
 from frontends.data import load_dataset
+from conftest import load_shared_network, small_cnn
 from ir.layers import apply_affine
-from conftest import load_shared_network
-from ir.network import Conv2D, Domain, Linear, MaxPool2D, Network, ReLU, Reshape
+from ir.network import Domain, Linear, MaxPool2D, Network, ReLU, Reshape
 
 METHODS = ("interval", "symbolic", "lp")
 SAMPLES = 10_000
@@ -45,19 +45,6 @@ def paper_network() -> Network:
     return Network((Linear([[1, 1], [-1, 2]], [0, 0]), ReLU(),
                     Linear([[2, 3], [1, 1]], [0, 0]), ReLU(),
                     Linear([[2, -8], [-4, 5]], [0, 0])), Domain.box(2))
-
-
-def small_cnn(seed: int = 0) -> Network:
-    """8x8x2 NHWC: Conv2D 4 3x3 'same' + ReLU + MaxPool 2x2 + Conv2D 3 3x3 'same' + ReLU +
-    Reshape + Linear 12 + ReLU + Linear 5 (sparse edge-layers 1-3, dense 4-5)."""
-    rng = np.random.default_rng(seed)
-    return Network((Conv2D(rng.normal(size=(4, 2, 3, 3)) * 0.5, rng.normal(size=4) * 0.1,
-                           (1, 1), (1, 1, 1, 1)), ReLU(), MaxPool2D((2, 2), (2, 2)),
-                    Conv2D(rng.normal(size=(3, 4, 3, 3)) * 0.3, rng.normal(size=3) * 0.1,
-                           (1, 1), (1, 1, 1, 1)), ReLU(), Reshape((48,)),
-                    Linear(rng.normal(size=(12, 48)) * 0.3, rng.normal(size=12) * 0.1), ReLU(),
-                    Linear(rng.normal(size=(5, 12)), np.zeros(5))),
-                   Domain.box(128), input_shape=(8, 8, 2), name="small_cnn")
 
 
 def dense_twin(net: Network) -> Network:
