@@ -15,7 +15,8 @@ property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``time
 Strategies: ``direct`` (projected gradient ascent on the property's slack, a quarter of the
 timeout and at most 10 s; samples, then the network's linear model at the best point, re-
 linearized at each candidate), ``dnc`` (divide and conquer on one-inequality conjunctions),
-``exact`` (the MILP alone), ``auto`` (direct, dnc, then exact).
+``exact`` (the margins bounded over the box, then the MILP), ``auto`` (direct, the margin
+bounds, dnc on the pairs they leave open, then the MILP).
 """
 from __future__ import annotations
 
@@ -102,8 +103,24 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
                 return _sat(net, found, "falsification")
             if clock.out():
                 return Verdict("timeout", stage="falsification")
+    if strategy in ("auto", "exact"):
+        margins = {}          # per box, once: the margin bounds of all its conjunctions
+        for case, _ in pairs:
+            if id(case) not in margins:
+                margins[id(case)] = margin_upper_bounds(net, case.lower, case.upper,
+                                                        case.output, bounds, clock)
+        margin = {i: margins[id(case)][case.output.index(conj)]
+                  for i, (case, conj) in enumerate(pairs)}
+        open_pairs = [(i, case, conj) for i, (case, conj) in enumerate(pairs)
+                      if not np.any(margin[i] < -PROOF_TOLERANCE)]
+        if not open_pairs:
+            return Verdict("unsat", stage="margin bounds",
+                           reason=f"{len(pairs)} box/conjunction pair(s) proved by {bounds} "
+                                  f"bounds")
+    else:
+        open_pairs = [(i, case, conj) for i, (case, conj) in enumerate(pairs)]
     if strategy in ("auto", "dnc"):
-        single = [(case, conj) for case, conj in pairs if len(conj.constraints) == 1]
+        single = [(case, conj) for _, case, conj in open_pairs if len(conj.constraints) == 1]
         left = clock.left()
         total = left if strategy == "dnc" else min(DNC_SECONDS, DNC_SHARE * (left or 1e9))
         for case, conj in single:
@@ -117,13 +134,9 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
     undecided, cache = [], {}
-    margins = {}                  # per box, once: the margin bounds of all its conjunctions
-    for case, conj in pairs:
-        if id(case) not in margins:
-            margins[id(case)] = margin_upper_bounds(net, case.lower, case.upper, case.output,
-                                                    bounds, clock)
-        margin = margins[id(case)][case.output.index(conj)]
-        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache, margin)
+    for i, case, conj in open_pairs:
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache,
+                        margin[i])
         if isinstance(outcome, np.ndarray):
             return _sat(net, outcome, "exact MILP")
         if outcome != "proved":

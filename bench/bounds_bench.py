@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from common.threads import one_blas_thread  # noqa: E402
 from compiler.analysis.bounds import METHODS, layer_bounds  # noqa: E402
 from compiler.analysis.input_sets import Box, SparseBox  # noqa: E402
 from frontends import load_network  # noqa: E402
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "bounds"),
                         help="output (default: %(default)s)")
     args = parser.parse_args()
+    one_blas_thread()     # as the commands run: one job, one BLAS thread
     net = load_network(args.net)
     x, y = load_dataset(args.data)
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:args.images]

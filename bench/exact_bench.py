@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from common.threads import one_blas_thread  # noqa: E402
 from attacks import AttackConfig, ExactConfig, attack  # noqa: E402
 from ir.network import Domain  # noqa: E402
 from frontends import load_network  # noqa: E402
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "exact.md"),
                         help="output (default: %(default)s)")
     args = parser.parse_args()
+    one_blas_thread()     # as the commands run: one job, one BLAS thread
     net = load_network(args.net)
     net = net if net.domain is not None else net.with_domain(Domain.box(net.n_inputs))
     strategies = args.strategies.split(",")

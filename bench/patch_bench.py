@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from common.threads import one_blas_thread  # noqa: E402
 from compiler.passes import PassOptions  # noqa: E402
 from frontends import load_network  # noqa: E402
 from frontends.data import load_dataset  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "patch_bench.md"),
                         help="output (default: %(default)s)")
     args = parser.parse_args()
+    one_blas_thread()     # as the commands run: one job, one BLAS thread
     net = load_network(args.net)
     xs, _ = load_dataset(args.data)
     cases = [(xs[i], first_target(net, xs[i])) for i in range(args.images)]

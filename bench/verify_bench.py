@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from common.threads import one_blas_thread  # noqa: E402
 from attacks.verify import verify  # noqa: E402
 from frontends import load_network, save_network  # noqa: E402
 from frontends.data import load_dataset  # noqa: E402
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "verify.md"),
                         help="output (default: %(default)s)")
     args = parser.parse_args()
+    one_blas_thread()     # as the commands run: one job, one BLAS thread
     strategies = args.strategies.split(",")
     folder = Path(tempfile.mkdtemp(prefix="verify_bench_"))
     lines = [f"# netpatch verify, generated robustness instances ({args.images} images per "

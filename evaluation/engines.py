@@ -32,6 +32,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from common.errors import DataError
+from common.threads import one_blas_thread
 from evaluation.records import attack_record, error_record
 
 ENGINES = ("local", "dask")
@@ -92,6 +93,7 @@ _WORKER = {}
 
 
 def _worker_init(load, config, events=None):
+    one_blas_thread()
     _WORKER["net"] = load()
     _WORKER["config"] = config
     _WORKER["events"] = events
@@ -182,6 +184,7 @@ def _worker_network(blob: bytes, digest: str):
     process the same arrays a local worker loads.)"""
     net = _NETWORKS.get(digest)
     if net is None:
+        one_blas_thread()
         if len(_NETWORKS) >= 4:      # a worker shared by several runs keeps the latest few
             _NETWORKS.pop(next(iter(_NETWORKS)))
         net = _NETWORKS[digest] = pickle.loads(blob)
@@ -255,7 +258,7 @@ def task_results(function, items: list[tuple], engine: str = "local", jobs: int 
         return
     if engine == "local":
         import multiprocessing as mp
-        with mp.get_context("spawn").Pool(jobs) as pool:
+        with mp.get_context("spawn").Pool(jobs, initializer=one_blas_thread) as pool:
             yield from pool.imap_unordered(_indexed, [(function, p, item)
                                                       for p, item in enumerate(items)])
         return

@@ -10,6 +10,7 @@ import re
 import sys
 
 from common.errors import NetpatchError
+from common.threads import one_blas_thread
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -50,6 +51,7 @@ def run_command(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv`` and run ``args.run(args)``: known errors print ``PROG: error: MESSAGE``
     (PROG is the subcommand's, e.g. ``netpatch attack``) and exit 2; never a traceback."""
     prog = parser.prog
+    one_blas_thread()     # the command's own process is one job (workers do the same)
     try:
         args = parser.parse_args(argv)
         prog = getattr(args, "prog", prog)
