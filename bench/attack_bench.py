@@ -5,31 +5,15 @@ and one table of the METHOD.md metrics.  Run on demand (not a test):
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from benchlib import ROOT, bench_parser, correctly_classified
 
-from attacks.config import IMAGE_TIME_LIMIT  # noqa: E402
-from frontends import load_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
-from netpatch.cli import main as netpatch  # noqa: E402
-
-
-def correctly_classified(net_path, data_path, n, out: Path) -> Path:
-    """An .npz of the first n correctly classified images (the benchmark's population)."""
-    net = load_network(net_path)
-    x, y = load_dataset(data_path)
-    keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:n]
-    path = out / "images.npz"
-    np.savez(path, x=x[keep], y=y[keep], source_index=keep)
-    return path
+from attacks.config import IMAGE_TIME_LIMIT
+from netpatch.cli import main as netpatch
 
 
 def fmt(v, digits=3):
@@ -37,14 +21,7 @@ def fmt(v, digits=3):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
-                        help="network file (default: %(default)s)")
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
-                        help="data set .npz (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=100,
-                        help="the first N correctly classified images (default: %(default)s)")
+    parser = bench_parser(__doc__, images=100)
     parser.add_argument("--strategies", default="dnc,direct",
                         help="comma-separated strategies (default: %(default)s)")
     parser.add_argument("--linf", default="1",
@@ -60,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    images = correctly_classified(args.net, args.data, args.images, out)
+    images = correctly_classified(args.net, args.data, args.images, out / "images.npz")
     population = len(np.load(images)["y"])   # fewer than asked when the data set runs out
     rows = ["| strategy | defect detection | pixels mean/median/max | L2 mean | L-inf mean "
             "| time median s | time mean s (compile / solve) | Pielou |", "|---|---|---|---|---|---|---|---|"]

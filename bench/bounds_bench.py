@@ -7,21 +7,16 @@ method: the mean time per image.  Run on demand (not a test):
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from benchlib import ROOT, bench_parser, load_pixel_network
 
-from common.threads import one_blas_thread  # noqa: E402
-from compiler.analysis.bounds import METHODS, layer_bounds  # noqa: E402
-from compiler.analysis.input_sets import Box, SparseBox  # noqa: E402
-from frontends import load_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
+from common.threads import one_blas_thread
+from compiler.analysis.bounds import METHODS, layer_bounds
+from compiler.analysis.input_sets import Box, SparseBox
+from frontends.data import load_dataset
 
 
 def input_sets(net, x, args):
@@ -55,14 +50,7 @@ def table(net, runs: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
-                        help="network file (default: %(default)s)")
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
-                        help="data set .npz (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=20,
-                        help="the first N correctly classified images (default: %(default)s)")
+    parser = bench_parser(__doc__)
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods (default: %(default)s)")
     parser.add_argument("--pixels", type=int, default=15,
@@ -77,7 +65,7 @@ def main() -> None:
                         help="output (default: %(default)s)")
     args = parser.parse_args()
     one_blas_thread()     # as the commands run: one job, one BLAS thread
-    net = load_network(args.net)
+    net = load_pixel_network(args.net)
     x, y = load_dataset(args.data)
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:args.images]
     methods = args.methods.split(",")

@@ -13,7 +13,6 @@ each run (other programs on the same cores slow the runs with more workers most)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,23 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
-
-from frontends import load_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
-
-
-def correctly_classified(net_path, data_path, n: int, path: Path) -> Path:
-    """An .npz of the first n correctly classified rows (--limit counts rows, not images)."""
-    net = load_network(net_path)
-    x, y = load_dataset(data_path)
-    keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:n]
-    np.savez(path, x=x[keep], y=y[keep], source_index=keep)
-    return path
+from benchlib import ROOT, bench_parser, correctly_classified
 
 
 def timed_attack(args, images: Path, out: Path, *engine) -> dict:
@@ -94,14 +77,7 @@ class ExternalCluster:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
-                        help="network file (default: %(default)s)")
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
-                        help="data set .npz (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=40,
-                        help="the first N correctly classified images (default: %(default)s)")
+    parser = bench_parser(__doc__, images=40)
     parser.add_argument("--linf", default="1",
                         help="L-inf bound of a change (default: %(default)s)")
     parser.add_argument("--max-pixels", default="15",

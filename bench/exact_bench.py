@@ -11,36 +11,23 @@ counted and printed.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from benchlib import ROOT, bench_parser, load_pixel_network
 
-from common.threads import one_blas_thread  # noqa: E402
-from attacks import AttackConfig, ExactConfig, attack  # noqa: E402
-from ir.network import Domain  # noqa: E402
-from frontends import load_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
+from common.threads import one_blas_thread
+from attacks import AttackConfig, ExactConfig, attack
+from frontends.data import load_dataset
 
 STRATEGIES = ("dnc", "direct", "exact")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-8-16-10.h5"),
-                        help="network file (default: %(default)s)")
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
-                        help="data set .npz (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=20,
-                        help="the first N correctly classified images (default: %(default)s)")
+    parser = bench_parser(__doc__, "mnist_784-8-16-10.h5", 20)
     parser.add_argument("--max-pixels", type=int, default=3,
                         help="changed pixels at most (default: %(default)s)")
     parser.add_argument("--linf", type=float, default=1.0,
@@ -56,8 +43,7 @@ def main() -> None:
                         help="output (default: %(default)s)")
     args = parser.parse_args()
     one_blas_thread()     # as the commands run: one job, one BLAS thread
-    net = load_network(args.net)
-    net = net if net.domain is not None else net.with_domain(Domain.box(net.n_inputs))
+    net = load_pixel_network(args.net)
     strategies = args.strategies.split(",")
     x, y = load_dataset(args.data)
     keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)[:args.images]

@@ -5,23 +5,18 @@ with each pass on and off, and patch sizes.  Run on demand (not a test):
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from benchlib import ROOT, bench_parser, load_pixel_network
 
-from common.threads import one_blas_thread  # noqa: E402
-from compiler.passes import PassOptions  # noqa: E402
-from frontends import load_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
-from ir.property import ArgmaxIsNot, targeted_candidates  # noqa: E402
-from attacks.patching import PatchRequest, patch_layer  # noqa: E402
+from common.threads import one_blas_thread
+from compiler.passes import PassOptions
+from frontends.data import load_dataset
+from ir.property import ArgmaxIsNot, targeted_candidates
+from attacks.patching import PatchRequest, patch_layer
 
 VARIANTS = {
     "all passes": PassOptions(),
@@ -54,22 +49,17 @@ def med(rows, key):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--net", default=str(SHARED / "models" / "mnist_784-50x6-10.h5"),
-                        help="network file (default: %(default)s)")
-    parser.add_argument("--data", default=str(SHARED / "mnist" / "mnist_aigent_500.npz"),
-                        help="data set .npz (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=50,
-                        help="the first N correctly classified images (default: %(default)s)")
-    parser.add_argument("--pyomo-images", type=int, default=10, help="pyomo-highs is slower")
+    parser = bench_parser(__doc__, images=50)
+    parser.add_argument("--pyomo-images", type=int, default=10,
+                        help="images for pyomo-highs (slower) and the pass variants "
+                             "(default: %(default)s)")
     parser.add_argument("--objective", default="linf",
                         help="patch objective (default: %(default)s)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "patch_bench.md"),
                         help="output (default: %(default)s)")
     args = parser.parse_args()
     one_blas_thread()     # as the commands run: one job, one BLAS thread
-    net = load_network(args.net)
+    net = load_pixel_network(args.net)
     xs, _ = load_dataset(args.data)
     cases = [(xs[i], first_target(net, xs[i])) for i in range(args.images)]
     lines = [f"# Patch benchmark: {Path(args.net).name}, {args.images} images, "
@@ -79,6 +69,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in range(1, net.depth + 1):
         for backend, n in (("highs", args.images), ("pyomo-highs", args.pyomo_images)):
+            if n == 0:
+                continue
             rows = measure(net, k, cases[:n], backend, PassOptions(), args.objective)
             q, f = rows[0]["query"], rows[0]["final"]
             lines.append(f"| {k} | {backend} | {n} | {1000 * med(rows, 'total'):.1f} | "
@@ -90,7 +82,7 @@ def main() -> None:
     lines += ["", "## Pass variants (HiGHS, every edge-layer, same images)", "",
               "| edge-layer | variant | median total ms | solved | validated | median objective "
               "| final vars/rows/binaries |", "|---|---|---|---|---|---|---|"]
-    for k in range(1, net.depth + 1):
+    for k in range(1, net.depth + 1 if args.pyomo_images else 1):
         for name, options in VARIANTS.items():
             rows = measure(net, k, cases[:args.pyomo_images], "highs", options, args.objective)
             f = rows[0]["final"]

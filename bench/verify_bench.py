@@ -12,22 +12,19 @@ another strategy found a counterexample is counted as a contradiction (there mus
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+from benchlib import ROOT, SHARED
 
-from common.threads import one_blas_thread  # noqa: E402
-from attacks.verify import verify  # noqa: E402
-from frontends import load_network, save_network  # noqa: E402
-from frontends.data import load_dataset  # noqa: E402
-from ir.vnnlib import format_vnnlib, parse_vnnlib, robustness_cases  # noqa: E402
+from common.threads import one_blas_thread
+from attacks.verify import verify
+from frontends import load_network, save_network
+from frontends.data import load_dataset
+from ir.vnnlib import format_vnnlib, parse_vnnlib, robustness_cases
 
 NETWORKS = {"mnist_784-8-16-10": "mnist", "mnist_784-50x6-10": "mnist",
             "mnist_cnn_4conv": "mnist"}
