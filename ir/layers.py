@@ -35,12 +35,8 @@ Shape = tuple[int, ...]
 LAYOUTS = ("NHWC", "NCHW")
 
 
-@dataclass(frozen=True, eq=False)
-class Linear:
-    """A dense layer: ``z = weight @ a + bias`` with ``weight`` of shape ``(n_out, n_in)``."""
-
-    weight: np.ndarray
-    bias: np.ndarray
+class Weighted:
+    """Sizes of a map whose ``weight`` is stored ``(n_out, n_in)``."""
 
     @property
     def n_in(self) -> int:
@@ -49,6 +45,14 @@ class Linear:
     @property
     def n_out(self) -> int:
         return self.weight.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(Weighted):
+    """A dense layer: ``z = weight @ a + bias`` with ``weight`` of shape ``(n_out, n_in)``."""
+
+    weight: np.ndarray
+    bias: np.ndarray
 
 
 @dataclass(frozen=True)

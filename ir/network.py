@@ -26,8 +26,8 @@ import scipy.sparse as sp
 from common.errors import NetworkError
 from common.limits import check_values
 from ir.layers import (ARRAY_FIELDS, AvgPool2D, Conv2D, Layer, Linear, MaxPool2D, Pad2D,  # noqa: F401
-                       ReLU, Reshape, Scale, Shape, Transpose, affine_map, apply_affine, is_activation,
-                       output_shape, pool_groups)
+                       ReLU, Reshape, Scale, Shape, Transpose, Weighted, affine_map, apply_affine,
+                       is_activation, output_shape, pool_groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,20 +49,12 @@ class Domain:
 
 
 @dataclass(frozen=True, eq=False)
-class AffineMap:
+class AffineMap(Weighted):
     """``z = weight @ a + bias`` on flat vectors: the composition of a run of affine layers.
     ``weight`` is ``(n_out, n_in)``, a dense ``ndarray`` or a ``scipy.sparse.csr_matrix``."""
 
     weight: object
     bias: np.ndarray
-
-    @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
 
 
 @dataclass(frozen=True, eq=False)
