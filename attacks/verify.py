@@ -15,8 +15,9 @@ property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``time
 Strategies: ``direct`` (projected gradient ascent on the property's slack, a quarter of the
 timeout and at most 10 s; samples, then the network's linear model at the best point, re-
 linearized at each candidate), ``dnc`` (divide and conquer on one-inequality conjunctions),
-``exact`` (the margins bounded over the box, then the MILP), ``auto`` (direct, the margin
-bounds, dnc on the pairs they leave open, then the MILP).
+``exact`` (the margins bounded over the box; branch and bound on the input box when at most
+16 inputs vary, ``attacks.input_split``; then the MILP), ``auto`` (direct, the margin
+bounds, dnc on the pairs they leave open, then as ``exact``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.config import AttackConfig
+from attacks.input_split import MAX_FREE_INPUTS, split_search
 from attacks.pgd import pgd
 from attacks.result import StageFailure
 from attacks.solving import solve_query
@@ -43,6 +45,7 @@ CONFIRM_MARGIN = 1e-4     # asked of a second solve when the first answer fails 
 MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no MILP is tried
 SAMPLES = 256
 ROUNDS = 8
+SPLIT_SHARE = 0.75          # input splitting's share of the time left (boxes of <= 16 inputs)
 PGD_SHARE, PGD_SECONDS = 0.25, 10.0  # auto, direct: gradient ascent's share of the timeout
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
 EXACT_PASSES = PassOptions(phase_fixing=None, drop_inert=False, sign_pruning=False,
@@ -133,6 +136,13 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy not in ("auto", "exact"):
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
+    open_pairs, split_boxes = _split_small_boxes(net, open_pairs, clock, bounds)
+    if isinstance(open_pairs, np.ndarray):
+        return _sat(net, open_pairs, "input splitting")
+    if not open_pairs:
+        return Verdict("unsat", stage="input splitting",
+                       reason=f"{len(pairs)} box/conjunction pair(s) proved ({split_boxes} boxes "
+                              f"bounded by {bounds} bounds)")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
         outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache,
@@ -147,6 +157,35 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if clock.out() or "timeout" in undecided:
         return Verdict("timeout", stage="exact MILP", reason="; ".join(undecided))
     return Verdict("unknown", stage="exact MILP", reason="; ".join(undecided))
+
+
+def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
+    """Branch and bound on the input box (``attacks.input_split``) for every box with at most
+    ``MAX_FREE_INPUTS`` varying inputs, in ``SPLIT_SHARE`` of the time left (the MILP gets
+    the rest): the pairs still open, or a confirmed counterexample; and the boxes bounded."""
+    still_open, total = [], 0
+    for case in list({id(case): case for _, case, _ in open_pairs}.values()):
+        mine = [(i, c, conj) for i, c, conj in open_pairs if c is case]
+        if int(np.sum(case.upper > case.lower)) > MAX_FREE_INPUTS:
+            still_open += mine
+            continue
+        left = clock.left()
+        deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
+        outcome, found = split_search(net, case.lower, case.upper, [conj for _, _, conj in mine],
+                                      deadline, PROOF_TOLERANCE, bounds)
+        if outcome == "sat" and confirms(net, case.lower, case.upper,
+                                         _met(net, found, mine), found):
+            return found, total
+        total += found if outcome != "sat" else 0
+        if outcome != "proved":
+            still_open += mine
+    return still_open, total
+
+
+def _met(net, x, pairs) -> Conjunction:
+    """The first conjunction of ``pairs`` the network meets at x (the last if none)."""
+    y = net(x)
+    return next((conj for _, _, conj in pairs if conj.holds(y)), pairs[-1][2])
 
 
 def _sat(net, x: np.ndarray, stage: str) -> Verdict:

@@ -34,11 +34,13 @@ EXAMPLE_LINES = (
     f"netpatch verify --instances {PAPER}/instances.csv --out runs/verify/results.csv",
 )
 
-TOLERANCE_HELP = ("unsat is claimed only when the exact MILP (every ReLU and max-pool phase "
-                  "free, big-M constants from sound bounds) finished for every input box and "
-                  "output conjunction and bounded the best margin below -1e-6; that proof "
-                  "assumes the solver's feasibility tolerance (HiGHS: 1e-7) and float64 "
-                  "rounding of the bounds.  sat is claimed only after a float64 simulation "
+TOLERANCE_HELP = ("unsat is claimed only when every input box and output conjunction is "
+                  "proved: its margins bounded below -1e-6 over the box by sound bounds, over "
+                  "every part of the box (input splitting, for boxes of at most 16 varying "
+                  "inputs), or by the exact MILP (every ReLU and max-pool phase free, big-M "
+                  "constants from sound bounds) run to its end; these proofs assume float64 "
+                  "rounding of the bounds and, for the MILP, the solver's feasibility "
+                  "tolerance (HiGHS: 1e-7).  sat is claimed only after a float64 simulation "
                   "of the network on X, X inside the box exactly.")
 
 
@@ -60,7 +62,8 @@ def register(sub, add_command) -> None:
                    help="seconds for one instance; --instances: each row's own (default: 60)")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="auto: cheap falsification (gradient ascent, samples, the "
-                        "linearized network, divide and conquer), then the exact MILP; direct, dnc: "
+                        "linearized network, divide and conquer), then the proofs (bounds, "
+                        "input splitting, the exact MILP); direct, dnc: "
                         "falsification only (sat or unknown); exact: the MILP only "
                         "(default: auto)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,
