@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.threads import one_blas_thread
+
+one_blas_thread()     # the suite is one job, as the commands are (common/threads.py)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_8_16 = SHARED_DATA / "models" / "mnist_784-8-16-10.h5"
 MNIST_6X50 = SHARED_DATA / "models" / "mnist_784-50x6-10.h5"
