@@ -12,12 +12,13 @@ property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``time
 * ``timeout`` when the time ran out first; ``unknown`` when the search ended undecided (a
   margin within the tolerance, or only heuristics were asked for).
 
-Strategies: ``direct`` (projected gradient ascent on the property's slack, a quarter of the
-timeout and at most 10 s; samples, then the network's linear model at the best point, re-
-linearized at each candidate), ``dnc`` (divide and conquer on one-inequality conjunctions),
-``exact`` (the margins bounded over the box; branch and bound on the input box when at most
-16 inputs vary, ``attacks.input_split``; then the MILP), ``auto`` (direct, the margin
-bounds, dnc on the pairs they leave open, then as ``exact``).
+Strategies: ``direct`` (projected gradient ascent on the property's slack, 20 steps and at
+most 1 s, then 100 steps in a quarter of the timeout and at most 10 s; samples, then the
+network's linear model at the best point, re-linearized at each candidate), ``dnc`` (divide
+and conquer on one-inequality conjunctions), ``exact`` (the margins bounded over the box;
+branch and bound on the input box when at most 16 inputs vary, ``attacks.input_split``;
+then the MILP), ``auto`` (the short ascent, the margin bounds, the rest of direct and dnc on
+the pairs they leave open, then as ``exact``).
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ MAX_FREE_PHASES = 5000    # undecided ReLUs and max-pool windows beyond which no
 SAMPLES = 256
 ROUNDS = 8
 SPLIT_SHARE = 0.75          # input splitting's share of the time left (boxes of <= 16 inputs)
-PGD_SHARE, PGD_SECONDS = 0.25, 10.0  # auto, direct: gradient ascent's share of the timeout
+QUICK_STEPS, QUICK_SECONDS = 20, 1.0  # auto, direct: a short gradient ascent before the bounds
+PGD_STEPS = 100
+PGD_SHARE, PGD_SECONDS = 0.25, 10.0  # then the long one's share of the timeout (at most 10 s)
 DNC_SHARE, DNC_SECONDS = 0.1, 0.5   # auto: dnc's share of the timeout (at most 0.5 s), all pairs
 EXACT_PASSES = PassOptions(phase_fixing=None, drop_inert=False, sign_pruning=False,
                            relaxation=False)
@@ -90,22 +93,12 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if not pairs:
         return Verdict("unsat", stage="property", reason="no input box is non-empty")
     rng = np.random.default_rng(seed)
-    if strategy in ("auto", "direct"):
-        cases = list({id(case): case for case, _ in pairs}.values())
-        left = clock.left()
-        budget = PGD_SECONDS if left is None else min(PGD_SECONDS, PGD_SHARE * left)
-        for case in cases:
-            deadline = time.perf_counter() + budget / len(cases)
-            found = pgd(net, case.lower, case.upper, list(case.output), rng, deadline)
-            if found is not None and confirms(net, case.lower, case.upper,
-                                              case.output[found[1]], found[0]):
-                return _sat(net, found[0], "falsification (gradient ascent)")
-        for case, conj in pairs:
-            found = falsify(net, case.lower, case.upper, conj, clock, backend, rng)
-            if found is not None:
-                return _sat(net, found, "falsification")
-            if clock.out():
-                return Verdict("timeout", stage="falsification")
+    everything = [(i, case, conj) for i, (case, conj) in enumerate(pairs)]
+    if strategy in ("auto", "direct"):           # a short ascent first: most sat ends here
+        found = _ascend(net, everything, clock, rng, QUICK_STEPS, QUICK_SECONDS)
+        if found is not None:
+            return _sat(net, found, "falsification (gradient ascent)")
+    margin = {}
     if strategy in ("auto", "exact"):
         margins = {}          # per box, once: the margin bounds of all its conjunctions
         for case, _ in pairs:
@@ -114,14 +107,26 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
                                                         case.output, bounds, clock)
         margin = {i: margins[id(case)][case.output.index(conj)]
                   for i, (case, conj) in enumerate(pairs)}
-        open_pairs = [(i, case, conj) for i, (case, conj) in enumerate(pairs)
+        open_pairs = [(i, case, conj) for i, case, conj in everything
                       if not np.any(margin[i] < -PROOF_TOLERANCE)]
         if not open_pairs:
             return Verdict("unsat", stage="margin bounds",
                            reason=f"{len(pairs)} box/conjunction pair(s) proved by {bounds} "
                                   f"bounds")
     else:
-        open_pairs = [(i, case, conj) for i, (case, conj) in enumerate(pairs)]
+        open_pairs = everything
+    if strategy in ("auto", "direct"):
+        left = clock.left()
+        budget = PGD_SECONDS if left is None else min(PGD_SECONDS, PGD_SHARE * left)
+        found = _ascend(net, open_pairs, clock, rng, PGD_STEPS, budget)
+        if found is not None:
+            return _sat(net, found, "falsification (gradient ascent)")
+        for _, case, conj in open_pairs:
+            found = falsify(net, case.lower, case.upper, conj, clock, backend, rng)
+            if found is not None:
+                return _sat(net, found, "falsification")
+            if clock.out():
+                return Verdict("timeout", stage="falsification")
     if strategy in ("auto", "dnc"):
         single = [(case, conj) for _, case, conj in open_pairs if len(conj.constraints) == 1]
         left = clock.left()
@@ -157,6 +162,22 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if clock.out() or "timeout" in undecided:
         return Verdict("timeout", stage="exact MILP", reason="; ".join(undecided))
     return Verdict("unknown", stage="exact MILP", reason="; ".join(undecided))
+
+
+def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
+    """Gradient ascent (``attacks.pgd``) on every box's open conjunctions, ``seconds`` shared
+    by the boxes: a confirmed counterexample, or None."""
+    cases = list({id(case): case for _, case, _ in open_pairs}.values())
+    for case in cases:
+        conjunctions = [conj for _, c, conj in open_pairs if c is case]
+        left = clock.left()
+        share = seconds / len(cases) if left is None else min(seconds / len(cases), left)
+        found = pgd(net, case.lower, case.upper, conjunctions, rng,
+                    time.perf_counter() + share, steps=steps)
+        if found is not None and confirms(net, case.lower, case.upper,
+                                          conjunctions[found[1]], found[0]):
+            return found[0]
+    return None
 
 
 def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):

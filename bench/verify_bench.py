@@ -27,16 +27,19 @@ from frontends.data import load_dataset
 from ir.vnnlib import format_vnnlib, parse_vnnlib, robustness_cases
 
 NETWORKS = {"mnist_784-8-16-10": "mnist", "mnist_784-50x6-10": "mnist",
-            "mnist_cnn_4conv": "mnist"}
-DATA = {"mnist": SHARED / "mnist" / "mnist_aigent_500.npz"}
+            "mnist_cnn_4conv": "mnist", "cifar_cnn_4conv": "cifar"}
+DATA = {"mnist": SHARED / "mnist" / "mnist_aigent_500.npz",
+        "cifar": SHARED / "cifar10" / "cifar10_test_100.npz"}
 
 
 def onnx_check(path: Path, x: np.ndarray, y: np.ndarray) -> bool:
     import onnx
     from onnx.reference import ReferenceEvaluator
     model = onnx.load(str(path))
-    name = model.graph.input[0].name
-    out = ReferenceEvaluator(model).run(None, {name: x.reshape(1, -1).astype(np.float32)})[0]
+    declared = model.graph.input[0]
+    shape = [d.dim_value or 1 for d in declared.type.tensor_type.shape.dim]   # batch 1
+    feed = {declared.name: x.reshape(shape).astype(np.float32)}
+    out = ReferenceEvaluator(model).run(None, feed)[0]
     return bool(np.allclose(np.ravel(out), y, atol=1e-4))
 
 
