@@ -84,3 +84,29 @@ def small_cnn(seed: int = 0):
                     Linear(rng.normal(size=(12, 48)) * 0.3, rng.normal(size=12) * 0.1), ReLU(),
                     Linear(rng.normal(size=(5, 12)), np.zeros(5))),
                    Domain.box(128), input_shape=(8, 8, 2), name="small_cnn")
+
+
+def run_command(module: str, *argv, cwd: Path | None = None):
+    """``python -m MODULE ARGV`` run in this process, from the project root: its exit code,
+    stdout and stderr as a ``subprocess.CompletedProcess`` (a new interpreter per command
+    cost the suite 0.3 s each).  An exception the command does not turn into a one-line
+    error still escapes and fails the test."""
+    import contextlib
+    import importlib
+    import io
+    import os
+    import subprocess
+    main = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd or Path(__file__).resolve().parents[1])
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess([module, *argv], code or 0, out.getvalue(),
+                                       err.getvalue())

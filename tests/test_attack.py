@@ -12,7 +12,7 @@ import pytest
 
 from attacks import AttackConfig, DirectConfig, DncConfig, RecoveryConfig, attack
 from compiler.passes import PassOptions
-from conftest import MNIST_8_16, load_mnist, load_shared_network, paper_network
+from conftest import run_command, MNIST_8_16, load_mnist, load_shared_network, paper_network
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_NET = ROOT / "examples" / "digits" / "digits_mlp.keras"
@@ -21,8 +21,7 @@ STRATEGY_KEYS = ("success", "adv_label", "target", "pixels", "l2", "linf", "stat
 
 
 def attack_cli(*argv, out=None):
-    return subprocess.run([sys.executable, "-m", "netpatch.cli", "attack", *map(str, argv)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    return run_command("netpatch.cli", "attack", *argv)
 
 
 def read_records(out: Path) -> list[dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import run_command, SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "examples" / "paper_2222" / "paper_2222.nnir"
@@ -19,8 +19,7 @@ MNIST_DATA = SHARED_DATA / "mnist" / "mnist_aigent_500.npz"
 
 
 def run(*argv, module="netpatch.cli"):
-    return subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=600)
+    return run_command(module, *argv)
 
 
 def compile_patch(*argv):

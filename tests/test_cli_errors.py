@@ -3,12 +3,12 @@ never a "proof" or a silent default: the cases a new and an adversarial user tri
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits" / "digits_mlp.keras"
@@ -17,8 +17,7 @@ PAPER = ROOT / "examples" / "paper_2222" / "paper_2222.nnir"
 
 
 def run(*argv, module="netpatch.cli"):
-    return subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=600)
+    return run_command(module, *argv)
 
 
 def one_line_error(proc, prog: str, *fragments):

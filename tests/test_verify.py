@@ -3,15 +3,13 @@ re-checked by an independent evaluation of the ONNX graph (onnx's reference eval
 unsat is checked against samples, and never given where a counterexample is known."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attacks.verify import verify
-from conftest import MNIST_8_16, load_mnist, load_shared_network
+from conftest import run_command, MNIST_8_16, load_mnist, load_shared_network
 from ir.layers import Linear, ReLU
 from ir.network import Network
 from ir.property import Conjunction, Constraint
@@ -125,8 +123,7 @@ def test_acas_xu_style_property(shared_data):
 
 
 def cli(*argv):
-    return subprocess.run([sys.executable, "-m", "netpatch.cli", "verify", *map(str, argv)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return run_command("netpatch.cli", "verify", *argv)
 
 
 def test_cli_result_file_and_instances_resume(tmp_path):
