@@ -23,6 +23,7 @@ the pairs they leave open, then as ``exact``).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,9 +160,16 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if not undecided:
         return Verdict("unsat", stage="exact MILP",
                        reason=f"{len(pairs)} box/conjunction pair(s) proved")
+    reason = _undecided(undecided, len(pairs))
     if clock.out() or "timeout" in undecided:
-        return Verdict("timeout", stage="exact MILP", reason="; ".join(undecided))
-    return Verdict("unknown", stage="exact MILP", reason="; ".join(undecided))
+        return Verdict("timeout", stage="exact MILP", reason=reason)
+    return Verdict("unknown", stage="exact MILP", reason=reason)
+
+
+def _undecided(reasons: list[str], total: int) -> str:
+    """Why pairs stayed open, each reason once with how many pairs it covers."""
+    counts = Counter(reasons)
+    return "; ".join(f"{why} ({n} of {total} box/conjunction pairs)" for why, n in counts.items())
 
 
 def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):

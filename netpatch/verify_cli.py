@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import DataError, NetpatchError
+from netpatch.command import one_line
 
 DESCRIPTION = """Does a network meet a VNN-LIB property?  The interface verification tools
 share (VNN-COMP): an ONNX network (or any format netpatch reads), a .vnnlib property, a
@@ -83,7 +84,9 @@ def register(sub, add_command) -> None:
                    "scheduler, e.g. tcp://10.0.0.5:8786 (default: an embedded cluster)")
     p.add_argument("--jobs", type=at_least_one, default=1,
                    help="--instances: instances decided at once (default: 1)")
-    p.add_argument("--quiet", action="store_true", help="--instances: " + QUIET_HELP)
+    p.add_argument("--quiet", action="store_true",
+                   help="one instance: no line on stderr saying how the result was reached; "
+                        "--instances: " + QUIET_HELP)
     p.set_defaults(run=run)
 
 
@@ -100,6 +103,10 @@ def run(args) -> int:
     print(text, end="")
     if verdict.result == "error":
         print(f"netpatch verify: error: {verdict.reason}", file=sys.stderr)
+    elif not args.quiet:      # how it was decided, or why not: on stderr, the result stays clean
+        why = "; ".join(part for part in (verdict.stage, one_line(verdict.reason)) if part)
+        print(f"netpatch verify: {verdict.result} in {verdict.seconds:.2f} s"
+              + (f" ({why})" if why else ""), file=sys.stderr)
     if args.out:
         write_result(Path(args.out), text)
     return 0 if verdict.result != "error" else 1

@@ -141,6 +141,10 @@ def test_cli_result_file_and_instances_resume(tmp_path):
     x = np.array([float(line.split()[-1].rstrip(")")) for line in lines[1:3]])
     y = float(lines[3].split()[-1].rstrip(")"))
     assert y == pytest.approx(x[0] - x[1], abs=1e-12) and y >= 0.25
+    assert proc.stdout.splitlines()[0] == "sat"            # the result alone on stdout,
+    assert proc.stderr.startswith("netpatch verify: sat in ")   # how it was reached on stderr
+    proc = cli(tmp_path / "tiny.onnx", tmp_path / "unsat.vnnlib", "--quiet")
+    assert proc.stdout == "unsat\n" and proc.stderr == ""
     (tmp_path / "instances.csv").write_text("tiny.onnx,sat.vnnlib,20\ntiny.onnx,unsat.vnnlib,20\n"
                                             "tiny.onnx,missing.vnnlib,20\n")
     proc = cli("--instances", tmp_path / "instances.csv")
