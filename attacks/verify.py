@@ -29,12 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.config import AttackConfig
-from attacks.input_split import MAX_FREE_INPUTS, split_search
+from attacks.input_split import MAX_FREE_INPUTS, spec_network, split_search
 from attacks.pgd import pgd
 from attacks.result import StageFailure
 from attacks.solving import solve_query
 from attacks.work import Work
 from backends.base import Status
+from compiler.analysis.bounds import layer_bounds
+from compiler.analysis.input_sets import Box
 from compiler.passes import PassOptions
 from compiler.queries.box import box_bounds, box_query, linearized_query
 from ir.network import Domain
@@ -99,17 +101,13 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         found = _ascend(net, everything, clock, rng, QUICK_STEPS, QUICK_SECONDS)
         if found is not None:
             return _sat(net, found, "falsification (gradient ascent)")
-    margin = {}
     if strategy in ("auto", "exact"):
-        margins = {}          # per box, once: the margin bounds of all its conjunctions
-        for case, _ in pairs:
-            if id(case) not in margins:
-                margins[id(case)] = margin_upper_bounds(net, case.lower, case.upper,
-                                                        case.output, bounds, clock)
-        margin = {i: margins[id(case)][case.output.index(conj)]
-                  for i, (case, conj) in enumerate(pairs)}
-        open_pairs = [(i, case, conj) for i, case, conj in everything
-                      if not np.any(margin[i] < -PROOF_TOLERANCE)]
+        open_pairs = []       # per box, in one pass: the margin bounds of its conjunctions
+        for case, mine in _by_box(everything):
+            margins = margin_upper_bounds(net, case.lower, case.upper,
+                                          [conj for _, _, conj in mine], bounds, clock)
+            open_pairs += [pair for pair, margin in zip(mine, margins)
+                           if not np.any(margin < -PROOF_TOLERANCE)]
         if not open_pairs:
             return Verdict("unsat", stage="margin bounds",
                            reason=f"{len(pairs)} box/conjunction pair(s) proved by {bounds} "
@@ -142,17 +140,16 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy not in ("auto", "exact"):
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
-    open_pairs, split_boxes = _split_small_boxes(net, open_pairs, clock, bounds)
-    if isinstance(open_pairs, np.ndarray):
-        return _sat(net, open_pairs, "input splitting")
+    found, open_pairs, split_boxes = _split_small_boxes(net, open_pairs, clock, bounds)
+    if found is not None:
+        return _sat(net, found, "input splitting")
     if not open_pairs:
         return Verdict("unsat", stage="input splitting",
                        reason=f"{len(pairs)} box/conjunction pair(s) proved ({split_boxes} boxes "
                               f"bounded by {bounds} bounds)")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
-        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache,
-                        margin[i])
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
         if isinstance(outcome, np.ndarray):
             return _sat(net, outcome, "exact MILP")
         if outcome != "proved":
@@ -172,14 +169,22 @@ def _undecided(reasons: list[str], total: int) -> str:
     return "; ".join(f"{why} ({n} of {total} box/conjunction pairs)" for why, n in counts.items())
 
 
+def _by_box(open_pairs) -> list[tuple]:
+    """``(case, its pairs)`` per input box, in the order the boxes first appear."""
+    groups: dict[int, tuple] = {}
+    for pair in open_pairs:
+        groups.setdefault(id(pair[1]), (pair[1], []))[1].append(pair)
+    return list(groups.values())
+
+
 def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
     """Gradient ascent (``attacks.pgd``) on every box's open conjunctions, ``seconds`` shared
     by the boxes: a confirmed counterexample, or None."""
-    cases = list({id(case): case for _, case, _ in open_pairs}.values())
-    for case in cases:
-        conjunctions = [conj for _, c, conj in open_pairs if c is case]
+    groups = _by_box(open_pairs)
+    for case, mine in groups:
+        conjunctions = [conj for _, _, conj in mine]
         left = clock.left()
-        share = seconds / len(cases) if left is None else min(seconds / len(cases), left)
+        share = seconds / len(groups) if left is None else min(seconds / len(groups), left)
         found = pgd(net, case.lower, case.upper, conjunctions, rng,
                     time.perf_counter() + share, steps=steps)
         if found is not None and confirms(net, case.lower, case.upper,
@@ -191,10 +196,9 @@ def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
 def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
     """Branch and bound on the input box (``attacks.input_split``) for every box with at most
     ``MAX_FREE_INPUTS`` varying inputs, in ``SPLIT_SHARE`` of the time left (the MILP gets
-    the rest): the pairs still open, or a confirmed counterexample; and the boxes bounded."""
+    the rest): ``(confirmed counterexample or None, the pairs still open, boxes bounded)``."""
     still_open, total = [], 0
-    for case in list({id(case): case for _, case, _ in open_pairs}.values()):
-        mine = [(i, c, conj) for i, c, conj in open_pairs if c is case]
+    for case, mine in _by_box(open_pairs):
         if int(np.sum(case.upper > case.lower)) > MAX_FREE_INPUTS:
             still_open += mine
             continue
@@ -202,13 +206,15 @@ def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
         deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
         outcome, found = split_search(net, case.lower, case.upper, [conj for _, _, conj in mine],
                                       deadline, PROOF_TOLERANCE, bounds)
-        if outcome == "sat" and confirms(net, case.lower, case.upper,
-                                         _met(net, found, mine), found):
-            return found, total
-        total += found if outcome != "sat" else 0
+        if outcome == "sat":
+            if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
+                return found, [], total
+            still_open += mine
+            continue
+        total += found
         if outcome != "proved":
             still_open += mine
-    return still_open, total
+    return None, still_open, total
 
 
 def _met(net, x, pairs) -> Conjunction:
@@ -293,51 +299,33 @@ def _dnc(net, lower, upper, conj, clock: _Clock, backend: str, budget: float | N
 
 
 def margin_upper_bounds(net, lower, upper, conjunctions, bounds: str, clock: _Clock):
-    """The cheap proof first: every constraint margin ``sign_i (lhs_i - rhs_i)`` of the
-    conjunctions as one more linear layer on the network, bounded over the box in one pass
-    (symbolic bounds back-substitute through it, so each bound is of the margin itself, not
-    of the outputs one by one).  Per conjunction, the upper bounds of its margins: one below
-    ``-PROOF_TOLERANCE`` can never be met."""
-    from compiler.analysis.bounds import layer_bounds
-    from compiler.analysis.input_sets import Box
-    from ir.layers import Linear
-    from ir.network import Network
-    rows, offsets, owner = [], [], []
-    for position, conj in enumerate(conjunctions):
-        for constraint in conj.constraints:
-            sign = 1.0 if constraint.sense == ">=" else -1.0
-            row = np.zeros(net.n_outputs)
-            for i, c in constraint.coeffs:
-                row[i] = sign * c
-            rows.append(row)
-            offsets.append(-sign * constraint.rhs)
-            owner.append(position)
-    if not rows:
+    """The cheap proof first: every constraint margin of the conjunctions as one more linear
+    layer on the network (``attacks.input_split.spec_network``), bounded over the box in one
+    pass (symbolic bounds back-substitute through it, so each bound is of the margin itself,
+    not of the outputs one by one).  Per conjunction, the upper bounds of its margins: one
+    below ``-PROOF_TOLERANCE`` can never be met."""
+    if not any(conj.constraints for conj in conjunctions):
         return [np.zeros(0) for _ in conjunctions]
-    spec = Network(net.layers + (Linear(np.array(rows), np.array(offsets)),), None,
-                   net.input_shape, net.name)
+    spec, owner = spec_network(net, conjunctions)
     left = clock.left()
     analysis = layer_bounds(spec, Box(lower, upper), bounds,
                             time_budget=None if left is None else left / 4)
-    upper_bounds, owner = analysis.upper[spec.depth], np.array(owner)
+    upper_bounds = analysis.upper[spec.depth]
     return [upper_bounds[owner == position] for position in range(len(conjunctions))]
 
 
 def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str,
-          cache: dict | None = None, margin_upper: np.ndarray | None = None):
-    """A confirmed counterexample, "proved" (none exists), or why it is undecided.
+          cache: dict | None = None):
+    """A confirmed counterexample, "proved" (none exists), or why it is undecided, for a
+    pair the margin bounds left open.
 
-    First the feasibility question "margin >= -PROOF_TOLERANCE": infeasible proves that no
+    The feasibility question "margin >= -PROOF_TOLERANCE": infeasible proves that no
     input of the box meets the conjunction.  A solution that the float64 re-simulation does
     not confirm (it meets the margin only within the solver's tolerance) is asked again
     with the margin ``CONFIRM_MARGIN``; if that is infeasible the pair stays undecided."""
     left = clock.left()
     analysis = box_bounds(net, lower, upper, bounds, None if left is None else left / 4, cache)
     free = sum(analysis.unstable.values()) + sum(analysis.undecided.values())
-    if margin_upper is None:
-        (margin_upper,) = margin_upper_bounds(net, lower, upper, [conj], bounds, clock)
-    if np.any(margin_upper < -PROOF_TOLERANCE):
-        return "proved"
     if free > MAX_FREE_PHASES:
         return (f"too large for the exact MILP: {free} phases undecided by {bounds} bounds "
                 f"(the limit is {MAX_FREE_PHASES})")
