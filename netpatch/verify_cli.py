@@ -8,14 +8,10 @@ paths relative to the CSV) into a results CSV and prints a summary; a rerun resu
 """
 from __future__ import annotations
 
-import csv
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-from common.errors import DataError, NetpatchError
+from common.errors import DataError
 from netpatch.command import one_line
 
 DESCRIPTION = """Does a network meet a VNN-LIB property?  The interface verification tools
@@ -97,6 +93,7 @@ def run(args) -> int:
         return run_instances(args)
     if not (args.net and args.property):
         raise DataError("give a network and a property (NET PROPERTY), or --instances CSV")
+    from evaluation.instances import verify_one
     verdict = verify_one(args.net, args.property, args.timeout, args.strategy, args.backend,
                          args.bounds)
     text = result_text(verdict)
@@ -122,21 +119,6 @@ def write_result(path: Path, text: str) -> None:
         raise DataError(f"--out {path}: cannot write ({err.strerror or err})") from None
 
 
-def verify_one(net_path, property_path, timeout: float, strategy: str = "auto",
-               backend: str = "highs", bounds: str = "symbolic"):
-    """Load, check, decide; a bad file becomes an ``error`` verdict, not a traceback."""
-    from attacks.verify import Verdict, verify
-    from frontends import load_network
-    from ir.vnnlib import load_vnnlib
-    t0 = time.perf_counter()
-    try:
-        net = load_network(net_path)
-        spec = load_vnnlib(property_path, net.n_inputs, net.n_outputs)
-        return verify(net, spec, timeout, strategy, backend, bounds)
-    except NetpatchError as err:
-        return Verdict("error", seconds=time.perf_counter() - t0, reason=str(err))
-
-
 def result_text(verdict) -> str:
     """The VNN-COMP result file: the verdict, then for sat the counterexample with every
     float printed in full (``repr``)."""
@@ -147,86 +129,11 @@ def result_text(verdict) -> str:
     return "sat\n(" + "\n ".join(xs + ys) + ")\n"
 
 
-FIELDS = ("onnx", "vnnlib", "timeout", "result", "seconds", "stage", "reason")
-
-
 def run_instances(args) -> int:
-    from evaluation.engines import task_results
-    from evaluation.progress import Progress, ResultTally
-    instances = Path(args.instances)
-    rows = read_instances(instances)
-    out = Path(args.out) if args.out else instances.with_name("results.csv")
-    done = read_results(out)
-    new = not out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sink = open(out, "a", newline="")
-    except OSError as err:
-        raise DataError(f"--out {out}: cannot write ({err.strerror or err})") from None
-    keys = {(onnx, vnnlib) for onnx, vnnlib, _ in rows}
-    earlier = [r for key, r in done.items() if key in keys]
-    with sink, Progress(len(rows), ResultTally(earlier), done=len(earlier), desc="verify",
-                        quiet=args.quiet, unit="instance") as progress:
-        writer = csv.DictWriter(sink, FIELDS)
-        if new:
-            writer.writeheader()
-        todo = [(number, row) for number, row in enumerate(rows) if row[:2] not in done]
-        base = instances.parent.resolve()
-        tasks = [(str(base / onnx), str(base / vnnlib), timeout, args.strategy, args.backend,
-                  args.bounds) for _, (onnx, vnnlib, timeout) in todo]
-        if args.engine == "local" and args.jobs == 1 and todo:
-            progress.start(todo[0][0])
-        for position, verdict in task_results(verify_one, tasks, args.engine, args.jobs,
-                                              args.scheduler):
-            number, (onnx, vnnlib, timeout) = todo[position]
-            key = (onnx, vnnlib)
-            if args.engine == "local" and args.jobs == 1 and position + 1 < len(todo):
-                progress.start(todo[position + 1][0])     # the next instance, in order
-            record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
-                      "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
-                      "stage": verdict.stage, "reason": verdict.reason[:300]}
-            writer.writerow(record)
-            sink.flush()
-            done[key] = record
-            progress.update({**record, "index": number})
-    print(summary(list(done.values())))
+    from evaluation.instances import decide_instances, summary
+    records, out = decide_instances(Path(args.instances), args.out, args.strategy, args.backend,
+                                    args.bounds, args.engine, args.jobs, args.scheduler,
+                                    args.quiet)
+    print(summary(records))
     print(f"results: {out}")
     return 0
-
-
-def read_instances(path: Path) -> list[tuple[str, str, float]]:
-    """The rows ``onnx,vnnlib,timeout`` of a VNN-COMP instances.csv."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    rows = []
-    with open(path, newline="") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
-            if not row or row[0].startswith("#"):
-                continue
-            if len(row) != 3:
-                raise DataError(f"{path}:{number}: expected onnx,vnnlib,timeout, got {row}")
-            try:
-                timeout = float(row[2])
-            except ValueError:
-                raise DataError(f"{path}:{number}: timeout {row[2]!r} is not a number") from None
-            rows.append((row[0].strip(), row[1].strip(), timeout))
-    return rows
-
-
-def read_results(path: Path) -> dict:
-    """Rows already decided (a rerun resumes after them)."""
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        return {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(f)
-                if r.get("result") and r.get("onnx")}
-
-
-def summary(records: list[dict]) -> str:
-    from collections import Counter
-    counts = Counter(r["result"] for r in records)
-    seconds = [float(r["seconds"]) for r in records]
-    median = f"{np.median(seconds):.2f} s" if seconds else "-"
-    return (f"{len(records)} instances: " + ", ".join(f"{k} {counts[k]}" for k in
-            ("sat", "unsat", "timeout", "unknown", "error") if counts[k]) +
-            f"; median time {median}")
