@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from backends.base import Backend, Result, Status
+from common.highs import new_highs
 from compiler.problem import unique_names
 
 _LIMITS = ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt", "kHighsInterrupt",
@@ -22,8 +23,7 @@ class HighsBackend(Backend):
                   "kUnbounded": Status.UNBOUNDED,
                   **{name: Status.TIME_LIMIT for name in _LIMITS}}
 
-    def __init__(self, threads: int = 1, mip_rel_gap: float = 1e-6, verbose: bool = False):
-        self.threads = threads
+    def __init__(self, mip_rel_gap: float = 1e-6, verbose: bool = False):
         self.mip_rel_gap = mip_rel_gap
         self.verbose = verbose
 
@@ -38,9 +38,7 @@ class HighsBackend(Backend):
     def _model(self, problem, time_limit, names: bool = False):
         import highspy
         t0 = time.perf_counter()
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", self.verbose)
-        h.setOptionValue("threads", self.threads)
+        h = new_highs(self.verbose)
         h.setOptionValue("mip_rel_gap", self.mip_rel_gap)
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))

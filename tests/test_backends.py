@@ -382,3 +382,32 @@ def test_importing_backends_imports_no_solver():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+
+def test_highs_models_share_one_thread_count_in_a_process():
+    """HiGHS 1.16 sizes one scheduler per process by the first model that runs and fails any
+    later model asking for another count.  In a fresh process the LP bounds' model runs
+    first, then the backend's MILP must still reach its optimum (every model is opened by
+    ``common.highs.new_highs``)."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "import numpy as np\n"
+        "from compiler.analysis.bounds import layer_bounds\n"
+        "from compiler.analysis.input_sets import Box\n"
+        "from ir.layers import Linear, ReLU\n"
+        "from ir.network import Network\n"
+        "from backends import get_backend\n"
+        "from test_backends import OPTIMA\n"
+        "net = Network((Linear([[1.0], [1.0]], [0.0, -0.5]), ReLU(), Linear([[1.0, -2.0]], "
+        "[0.0])), None, (1,), 'tent')\n"
+        "b = layer_bounds(net, Box(-np.ones(1), np.ones(1)), 'lp')\n"
+        "assert abs(b.upper[2][0] - 0.75) < 1e-6, b.upper\n"
+        "problem, optimum, _ = OPTIMA['knapsack']()\n"
+        "result = get_backend('highs').solve(problem, time_limit=60)\n"
+        "assert result.status.value == 'optimal', (result.status, result.message)\n"
+        "assert abs(result.objective - optimum) < 1e-6, (result.objective, optimum)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    from common.highs import THREADS, new_highs
+    assert new_highs().getOptionValue("threads")[1] == THREADS == 1

@@ -45,6 +45,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from common.highs import new_highs
 from compiler.analysis.bounds import activation_interval, intersect, pool_decisions
 from compiler.analysis.input_sets import Box, SparseBox
 from compiler.analysis.symbolic import layer_symbolic, symbolic_bounds
@@ -96,8 +97,7 @@ class _Relaxation:
     def __init__(self, input_set, deadline: float | None):
         import highspy
         self.optimal = highspy.HighsModelStatus.kOptimal
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = new_highs()
         self.deadline = deadline
         self.n_cols = 0
         self.costed = np.empty(0, dtype=np.int32)
