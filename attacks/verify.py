@@ -4,7 +4,8 @@ property?  ``verify`` answers ``sat`` (with a counterexample), ``unsat``, ``time
 
 * ``sat`` only after a float64 re-simulation of the network on X confirms the property, with
   X inside the box exactly (no tolerance outside it);
-* ``unsat`` only when, for every (input box, output conjunction) pair of the property, the
+* ``unsat`` only when, for every (input box, output conjunction) pair of the property, sound
+  bounds over the box (or over every part of it: input or ReLU splitting) or the
   exact MILP (every ReLU and max-pool phase free; big-M constants from sound bounds) finished
   and bounded the best margin below ``-PROOF_TOLERANCE``: no input of the box meets the
   conjunction, up to the solver's feasibility tolerance (HiGHS: 1e-7) and float64 rounding
@@ -16,9 +17,9 @@ Strategies: ``direct`` (projected gradient ascent on the property's slack, 20 st
 most 1 s, then 100 steps in a quarter of the timeout and at most 10 s; samples, then the
 network's linear model at the best point, re-linearized at each candidate), ``dnc`` (divide
 and conquer on one-inequality conjunctions), ``exact`` (the margins bounded over the box;
-branch and bound on the input box when at most 16 inputs vary, ``attacks.input_split``;
-then the MILP), ``auto`` (the short ascent, the margin bounds, the rest of direct and dnc on
-the pairs they leave open, then as ``exact``).
+branch and bound on the input box when at most 16 inputs vary, ``attacks.input_split``,
+else on ReLU phases, ``attacks.relu_split``; then the MILP), ``auto`` (the short ascent, the
+margin bounds, the rest of direct and dnc on the pairs they leave open, then as ``exact``).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 from attacks.config import AttackConfig
 from attacks.input_split import MAX_FREE_INPUTS, spec_network, split_search
 from attacks.pgd import pgd
+from attacks.relu_split import relu_split_search
 from attacks.result import StageFailure
 from attacks.solving import solve_query
 from attacks.work import Work
@@ -147,6 +149,13 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unsat", stage="input splitting",
                        reason=f"{len(pairs)} box/conjunction pair(s) proved ({split_boxes} boxes "
                               f"bounded by {bounds} bounds)")
+    found, open_pairs, domains = _split_relus(net, open_pairs, clock)
+    if found is not None:
+        return _sat(net, found, "ReLU splitting")
+    if not open_pairs:
+        return Verdict("unsat", stage="ReLU splitting",
+                       reason=f"{len(pairs)} box/conjunction pair(s) proved ({domains} domains "
+                              f"bounded)")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
         outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
@@ -206,6 +215,28 @@ def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
         deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
         outcome, found = split_search(net, case.lower, case.upper, [conj for _, _, conj in mine],
                                       deadline, PROOF_TOLERANCE, bounds)
+        if outcome == "sat":
+            if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
+                return found, [], total
+            still_open += mine
+            continue
+        total += found
+        if outcome != "proved":
+            still_open += mine
+    return None, still_open, total
+
+
+def _split_relus(net, open_pairs, clock: _Clock):
+    """Branch and bound on ReLU phases (``attacks.relu_split``, from LP bounds of the box) for
+    every box still open, in ``SPLIT_SHARE`` of the time left (the MILP gets the rest):
+    ``(confirmed counterexample or None, the pairs still open, domains bounded)``."""
+    still_open, total = [], 0
+    for case, mine in _by_box(open_pairs):
+        left = clock.left()
+        deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
+        outcome, found = relu_split_search(net, case.lower, case.upper,
+                                           [conj for _, _, conj in mine], deadline,
+                                           PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
         if outcome == "sat":
             if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
                 return found, [], total

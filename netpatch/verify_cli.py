@@ -34,10 +34,12 @@ EXAMPLE_LINES = (
 TOLERANCE_HELP = ("unsat is claimed only when every input box and output conjunction is "
                   "proved: its margins bounded below -1e-6 over the box by sound bounds, over "
                   "every part of the box (input splitting, for boxes of at most 16 varying "
-                  "inputs), or by the exact MILP (every ReLU and max-pool phase free, big-M "
+                  "inputs), over both sides of every split ReLU (ReLU splitting: the part of "
+                  "the box each side leaves, as an LP, proved optimal or empty by HiGHS), "
+                  "or by the exact MILP (every ReLU and max-pool phase free, big-M "
                   "constants from sound bounds) run to its end; these proofs assume float64 "
                   "rounding of the bounds and, for the MILP, the solver's feasibility "
-                  "tolerance (HiGHS: 1e-7).  sat is claimed only after a float64 simulation "
+                  "tolerance (HiGHS: 1e-7; also for the LPs of ReLU splitting).  sat is claimed only after a float64 simulation "
                   "of the network on X, X inside the box exactly.")
 
 
@@ -60,7 +62,7 @@ def register(sub, add_command) -> None:
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="auto: cheap falsification (gradient ascent, samples, the "
                         "linearized network, divide and conquer), then the proofs (bounds, "
-                        "input splitting, the exact MILP); direct, dnc: "
+                        "input splitting, ReLU splitting, the exact MILP); direct, dnc: "
                         "falsification only (sat or unknown); exact: the MILP only "
                         "(default: auto)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default=DEFAULT_BACKEND,

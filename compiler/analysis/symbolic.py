@@ -170,3 +170,23 @@ def _maxpool_relaxation(edge, l, u, relu_lower) -> _Relaxation:
 
 
 _RELAXATIONS = {"relu": _relu_relaxation, "maxpool": _maxpool_relaxation}
+
+
+def upper_coefficients(net, row: np.ndarray, k: int, lower: dict, upper: dict,
+                       start: int = 0, relu_lower: str = "area"):
+    """The back-substitution of the upper bound of ``row @ z_k``: ``(coefficients, constant)``
+    with ``row @ z_k <= coefficients[start] @ x + constant`` on the set, and for m = k-1..start
+    the coefficients of the values leaving neuron layer m (``a_m``, before edge-layer m's
+    relaxation is substituted; ``m == start``: the input set's variables).  Their sizes say
+    how much each neuron's relaxation costs that bound (branching heuristics), and the last
+    one points to the input that maximizes it (``x_i`` at its upper end where positive)."""
+    edge = net.edge(k)
+    lam = row[None, :] @ edge.linear.weight
+    c = row @ edge.linear.bias
+    coefficients = {k - 1: np.ravel(lam.toarray() if sp.issparse(lam) else lam)}
+    for m in range(k - 1, start, -1):
+        below = net.edge(m)
+        relax = _RELAXATIONS[below.activation](below, lower[m], upper[m], relu_lower)
+        lam, c = _through_affine(*_substitute(lam, c, relax, above=True), below.linear)
+        coefficients[m - 1] = np.ravel(lam.toarray() if sp.issparse(lam) else lam)
+    return coefficients, float(np.ravel(c)[0])

@@ -1,0 +1,116 @@
+"""Branch and bound on ReLU phases (attacks.relu_split): a hand-derived proof that no bound of
+the box gives, proofs and counterexamples that agree with a dense grid and with input
+splitting on small networks, a cut box checked against brute force, and on the shared 6x50
+MNIST network a robustness box its LP bounds leave open, proved (the MILP needed 19 s)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attacks.input_split import spec_network, split_search
+from attacks.relu_split import relu_split_search
+from compiler.analysis.bounds import layer_bounds
+from compiler.analysis.cut_box import CutBox
+from compiler.analysis.input_sets import Box
+from ir.layers import Linear, ReLU
+from ir.network import Network
+from ir.property import Conjunction, Constraint
+from tests.test_input_split import LOWER, UPPER, at_least, grid_max, two_input_net
+
+
+def tent() -> Network:
+    """``f(x) = relu(x) - 2 relu(x - 0.5)`` on ``[-1, 1]``: 0 up to x = 0, then up to 0.5 at
+    x = 0.5 and down to 0 at x = 1; its maximum is 0.5."""
+    return Network((Linear([[1.0], [1.0]], [0.0, -0.5]), ReLU(), Linear([[1.0, -2.0]], [0.0])),
+                   None, (1,), "tent")
+
+
+def test_the_tent_needs_splits_and_cuts_and_gets_its_hand_derived_answer():
+    net, lo, hi = tent(), -np.ones(1), np.ones(1)
+    above = at_least(0.6)
+    spec, _ = spec_network(net, [above])
+    # By hand: the LP (triangle) relaxation's best is x = 0.5 with relu(x) on its chord
+    # (x + 1) / 2 = 0.75 and relu(x - 0.5) at 0: margin 0.75 - 0.6 = 0.15; the symbolic
+    # bound is the chord's value at x = 1 (relu(x - 0.5) >= 0 there): 1 - 0.6 = 0.4.
+    assert layer_bounds(spec, Box(lo, hi), "lp").upper[spec.depth][0] == pytest.approx(0.15,
+                                                                                         abs=1e-6)
+    assert layer_bounds(spec, Box(lo, hi), "symbolic").upper[spec.depth][0] == \
+        pytest.approx(0.4)
+    # Fixing relu(x) inactive leaves f <= 0; active, the cut x >= 0 and then fixing
+    # relu(x - 0.5) gives f <= 1 - x on x >= 0.5 and f <= x on x <= 0.5: at most 0.5.
+    for bounds in ("symbolic", "lp"):
+        outcome, domains = relu_split_search(net, lo, hi, [above], None, 1e-6, bounds)
+        assert outcome == "proved" and 1 < domains <= 7, (bounds, outcome, domains)
+    outcome, x = relu_split_search(net, lo, hi, [at_least(0.45)], None, 1e-6, "symbolic")
+    assert outcome == "sat" and -1 <= x[0] <= 1 and net(x)[0] >= 0.45
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_proofs_and_counterexamples_agree_with_a_grid_and_input_splitting(seed):
+    net = two_input_net(seed)
+    top = grid_max(net)
+    above, below = at_least(top + 0.02), at_least(top - 0.02)
+    outcome, domains = relu_split_search(net, LOWER, UPPER, [above], None, 1e-6, "symbolic")
+    assert outcome == "proved", (outcome, domains)
+    assert split_search(net, LOWER, UPPER, [above], None, 1e-6)[0] == "proved"
+    outcome, x = relu_split_search(net, LOWER, UPPER, [below], None, 1e-6, "symbolic")
+    assert outcome == "sat"
+    assert np.all(x >= LOWER) and np.all(x <= UPPER) and net(x)[0] >= top - 0.02
+
+
+def test_a_disjunction_is_proved_only_when_every_conjunction_is():
+    net = two_input_net(1)
+    top = grid_max(net)
+    outcome, x = relu_split_search(net, LOWER, UPPER, [at_least(top + 1), at_least(top - 0.05)],
+                                   None, 1e-6, "symbolic")
+    assert outcome == "sat" and net(x)[0] >= top - 0.05
+    outcome, _ = relu_split_search(net, LOWER, UPPER, [at_least(top + 1), at_least(top + 0.05)],
+                                   None, 1e-6, "symbolic")
+    assert outcome == "proved"
+
+
+def test_a_box_too_large_is_refused_before_any_split():
+    net = two_input_net(2)
+    outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],
+                                         None, 1e-6, "symbolic", max_free=0)
+    assert outcome.startswith("too large for ReLU splitting") and domains == 0
+
+
+def test_cut_box_maximum_matches_brute_force_and_reports_emptiness():
+    rng = np.random.default_rng(3)
+    lower, upper = -np.ones(2), np.ones(2)
+    cuts, offsets = rng.normal(size=(3, 2)), rng.uniform(0.2, 0.5, size=3)
+    axis = np.linspace(-1, 1, 1001)
+    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    inside = grid[np.all(grid @ cuts.T + offsets >= 0, axis=1)]
+    region = CutBox(lower, upper, cuts, offsets)
+    for _ in range(5):
+        c, d = rng.normal(size=2), float(rng.normal())
+        bound, point = region.maximize(c, d)
+        best = float(np.max(inside @ c + d))
+        assert best <= bound <= best + 0.01            # sound, and tight up to the grid's step
+        assert np.all(point @ cuts.T + offsets >= -1e-7) and point @ c + d == \
+            pytest.approx(bound, abs=1e-6)
+    # x_0 >= 0.5 and -x_0 >= 0: nothing is left
+    assert CutBox(lower, upper, np.array([[1.0, 0.0], [-1.0, 0.0]]),
+                  np.array([-0.5, 0.0])).maximize(np.ones(2), 0.0) is None
+
+
+def test_a_box_the_lp_bounds_leave_open_on_the_6x50_network_is_proved(shared_data):
+    from frontends import load_network
+    from frontends.data import load_dataset
+    from ir.vnnlib import robustness_cases
+    net = load_network(shared_data / "models" / "mnist_784-50x6-10.h5")
+    x, y = load_dataset(shared_data / "mnist" / "mnist_aigent_500.npz")
+    keep = np.flatnonzero(np.argmax(net(x), axis=1) == y)
+    i = keep[8]        # the ninth correctly classified image, eps 0.02: LP margins up to 0.05
+    case = robustness_cases(x[i], 0.02, int(y[i]), net.n_outputs)[0]
+    spec, _ = spec_network(net, case.output)
+    assert np.max(layer_bounds(spec, Box(case.lower, case.upper), "lp").upper[spec.depth]) > 0
+    outcome, domains = relu_split_search(net, case.lower, case.upper, case.output, None, 1e-6,
+                                         "lp")
+    assert outcome == "proved" and domains > 1
+    # nothing the proof excludes is reached by samples of the box
+    rng = np.random.default_rng(0)
+    points = Box(case.lower, case.upper).sample(3000, rng)
+    assert np.all(np.argmax(net(points), axis=1) == y[i])
