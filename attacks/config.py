@@ -43,7 +43,10 @@ class DncConfig:
       values relaxed by increment/decrement marks ("points", the paper's reading);
     * ``cuts``: "halving" (the paper's single schedule) or "all" (then every other first cut);
     * ``patch_objective`` and ``free_patched_phases``: the first patch mode;
-    * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches;
+    * ``escalate``: when every target and cut fails, L1 patches, then free-phase patches.
+      Off by default: on the shared networks' first 100 (CIFAR: 60) correctly classified
+      images, with 30 s per image, they found 1 answer in 260 (6x50 MNIST, after 14.5 s),
+      while every failing image spent its whole budget in them;
     * ``grow``: after the first patch mode fails (and there is a pixel budget), ``direct``'s
       growing search (``attacks.grow``) for every target class, before the costlier modes.
     """
@@ -52,7 +55,7 @@ class DncConfig:
     cuts: str = "all"
     patch_objective: str = "linf"
     free_patched_phases: bool = False
-    escalate: bool = True
+    escalate: bool = False
     grow: bool = True
 
     def __post_init__(self):

@@ -62,10 +62,11 @@ def register(sub, add_command) -> None:
                    help="dnc's edge-layers to patch: all: the paper's halving "
                         "schedule, then every other first cut, halving below it; halving: the "
                         "paper's schedule only (default: all)")
-    p.add_argument("--no-escalation", dest="escalate", action="store_false",
-                   help="dnc: only L-inf patches (default: when every target and cut fails, "
-                        "try L1 patches, then patches that may switch the patched layer's "
-                        "ReLUs, a MILP per patch)")
+    p.add_argument("--escalate", action="store_true",
+                   help="dnc: when every target and cut fails, try L1 patches, then patches "
+                        "that may switch the patched layer's ReLUs (a MILP per patch); they "
+                        "seldom pay within seconds, so give them a longer --image-time-limit "
+                        "(default: off)")
     p.add_argument("--no-shrink", dest="shrink", action="store_false",
                    help="dnc and direct: keep the answer as found (default: put changed inputs "
                         "back one at a time while the original network still misclassifies)")

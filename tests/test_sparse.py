@@ -93,9 +93,10 @@ def test_stronger_changes_push_harder_with_more_inputs():
 
 
 def test_dnc_escalates_from_linf_to_l1_to_free_phase_patches():
-    assert [name for name, _ in patch_tiers(DncConfig())] == ["linf", "l1", "linf-free"]
-    assert [name for name, _ in patch_tiers(DncConfig(escalate=False))] == ["linf"]
-    tiers = patch_tiers(DncConfig(patch_objective="l1"))
+    assert [name for name, _ in patch_tiers(DncConfig(escalate=True))] == \
+        ["linf", "l1", "linf-free"]
+    assert [name for name, _ in patch_tiers(DncConfig())] == ["linf"]      # the default
+    tiers = patch_tiers(DncConfig(patch_objective="l1", escalate=True))
     assert [name for name, _ in tiers] == ["l1", "linf-free"]
     assert tiers[1][1].free_patched_phases and tiers[1][1].patch_objective == "linf"
 
