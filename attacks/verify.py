@@ -149,7 +149,7 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unsat", stage="input splitting",
                        reason=f"{len(pairs)} box/conjunction pair(s) proved ({split_boxes} boxes "
                               f"bounded by {bounds} bounds)")
-    found, open_pairs, domains = _split_relus(net, open_pairs, clock)
+    found, open_pairs, domains, split_notes = _split_relus(net, open_pairs, clock)
     if found is not None:
         return _sat(net, found, "ReLU splitting")
     if not open_pairs:
@@ -166,7 +166,8 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if not undecided:
         return Verdict("unsat", stage="exact MILP",
                        reason=f"{len(pairs)} box/conjunction pair(s) proved")
-    reason = _undecided(undecided, len(pairs))
+    reason = "; ".join(filter(None, (_undecided(split_notes, len(pairs)),
+                                     "exact MILP: " + _undecided(undecided, len(pairs)))))
     if clock.out() or "timeout" in undecided:
         return Verdict("timeout", stage="exact MILP", reason=reason)
     return Verdict("unknown", stage="exact MILP", reason=reason)
@@ -229,8 +230,9 @@ def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
 def _split_relus(net, open_pairs, clock: _Clock):
     """Branch and bound on ReLU phases (``attacks.relu_split``, from LP bounds of the box) for
     every box still open, in ``SPLIT_SHARE`` of the time left (the MILP gets the rest):
-    ``(confirmed counterexample or None, the pairs still open, domains bounded)``."""
-    still_open, total = [], 0
+    ``(confirmed counterexample or None, the pairs still open, domains bounded, why each
+    open pair stayed open)``."""
+    still_open, total, notes = [], 0, []
     for case, mine in _by_box(open_pairs):
         left = clock.left()
         deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
@@ -239,13 +241,16 @@ def _split_relus(net, open_pairs, clock: _Clock):
                                            PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
         if outcome == "sat":
             if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
-                return found, [], total
+                return found, [], total, []
             still_open += mine
+            notes += ["ReLU splitting: a counterexample float64 does not confirm"] * len(mine)
             continue
         total += found
         if outcome != "proved":
             still_open += mine
-    return None, still_open, total
+            after = f" after {found} domains" if found else ""
+            notes += [f"ReLU splitting: {outcome}{after}"] * len(mine)
+    return None, still_open, total, notes
 
 
 def _met(net, x, pairs) -> Conjunction:
