@@ -142,20 +142,15 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy not in ("auto", "exact"):
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
-    found, open_pairs, split_boxes = _split_small_boxes(net, open_pairs, clock, bounds)
-    if found is not None:
-        return _sat(net, found, "input splitting")
-    if not open_pairs:
-        return Verdict("unsat", stage="input splitting",
-                       reason=f"{len(pairs)} box/conjunction pair(s) proved ({split_boxes} boxes "
-                              f"bounded by {bounds} bounds)")
-    found, open_pairs, domains, split_notes = _split_relus(net, open_pairs, clock)
-    if found is not None:
-        return _sat(net, found, "ReLU splitting")
-    if not open_pairs:
-        return Verdict("unsat", stage="ReLU splitting",
-                       reason=f"{len(pairs)} box/conjunction pair(s) proved ({domains} domains "
-                              f"bounded)")
+    split_notes = []
+    for stage, search, counted in _splitters(bounds):
+        found, open_pairs, count, notes = _split(net, open_pairs, clock, stage, search, counted)
+        split_notes += notes
+        if found is not None:
+            return _sat(net, found, stage)
+        if not open_pairs:
+            return Verdict("unsat", stage=stage, reason=f"{len(pairs)} box/conjunction pair(s) "
+                                                        f"proved ({count} {counted})")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
         outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
@@ -203,53 +198,49 @@ def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
     return None
 
 
-def _split_small_boxes(net, open_pairs, clock: _Clock, bounds: str):
-    """Branch and bound on the input box (``attacks.input_split``) for every box with at most
-    ``MAX_FREE_INPUTS`` varying inputs, in ``SPLIT_SHARE`` of the time left (the MILP gets
-    the rest): ``(confirmed counterexample or None, the pairs still open, boxes bounded)``."""
-    still_open, total = [], 0
-    for case, mine in _by_box(open_pairs):
+def _splitters(bounds: str):
+    """The branch and bound stages, in order: ``(stage, search, what its count counts)``.
+    Each search takes ``(net, case, conjunctions, deadline)`` and returns
+    ``("proved" | "sat" | why undecided, count or counterexample)``, or None when the box is
+    not its kind (input splitting: more than ``MAX_FREE_INPUTS`` inputs vary)."""
+    def inputs(net, case, conjunctions, deadline):
         if int(np.sum(case.upper > case.lower)) > MAX_FREE_INPUTS:
-            still_open += mine
-            continue
-        left = clock.left()
-        deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
-        outcome, found = split_search(net, case.lower, case.upper, [conj for _, _, conj in mine],
-                                      deadline, PROOF_TOLERANCE, bounds)
-        if outcome == "sat":
-            if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
-                return found, [], total
-            still_open += mine
-            continue
-        total += found
-        if outcome != "proved":
-            still_open += mine
-    return None, still_open, total
+            return None
+        return split_search(net, case.lower, case.upper, conjunctions, deadline,
+                            PROOF_TOLERANCE, bounds)
+
+    def relus(net, case, conjunctions, deadline):
+        return relu_split_search(net, case.lower, case.upper, conjunctions, deadline,
+                                 PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
+
+    return (("input splitting", inputs, f"boxes bounded by {bounds} bounds"),
+            ("ReLU splitting", relus, "domains bounded from LP bounds"))
 
 
-def _split_relus(net, open_pairs, clock: _Clock):
-    """Branch and bound on ReLU phases (``attacks.relu_split``, from LP bounds of the box) for
-    every box still open, in ``SPLIT_SHARE`` of the time left (the MILP gets the rest):
-    ``(confirmed counterexample or None, the pairs still open, domains bounded, why each
-    open pair stayed open)``."""
+def _split(net, open_pairs, clock: _Clock, stage: str, search, counted: str):
+    """One branch and bound stage on every open box it applies to, each in ``SPLIT_SHARE`` of
+    the time left (the MILP gets the rest): ``(confirmed counterexample or None, the pairs
+    still open, boxes or domains bounded, why each pair it tried stayed open)``."""
     still_open, total, notes = [], 0, []
     for case, mine in _by_box(open_pairs):
         left = clock.left()
         deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left
-        outcome, found = relu_split_search(net, case.lower, case.upper,
-                                           [conj for _, _, conj in mine], deadline,
-                                           PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
+        answer = search(net, case, [conj for _, _, conj in mine], deadline)
+        if answer is None:
+            still_open += mine
+            continue
+        outcome, found = answer
         if outcome == "sat":
             if confirms(net, case.lower, case.upper, _met(net, found, mine), found):
                 return found, [], total, []
             still_open += mine
-            notes += ["ReLU splitting: a counterexample float64 does not confirm"] * len(mine)
+            notes += [f"{stage}: a counterexample float64 does not confirm"] * len(mine)
             continue
         total += found
         if outcome != "proved":
             still_open += mine
-            after = f" after {found} domains" if found else ""
-            notes += [f"ReLU splitting: {outcome}{after}"] * len(mine)
+            after = f" after {found} {counted.split()[0]}" if found else ""
+            notes += [f"{stage}: {outcome}{after}"] * len(mine)
     return None, still_open, total, notes
 
 
