@@ -152,12 +152,11 @@ def write_report(out_dir, summary: Mapping, config: Mapping, title: str,
 
 # --------------------------------------------------------------------------- figures
 
-def _pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kwargs):
+    """A matplotlib ``Figure``, saved through Agg.  Without pyplot: no GUI backend, no global
+    figure list to close, and 0.15 s less to import for every run's report."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
 
 
 def image_shape(net, shape: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -213,13 +212,13 @@ def _show_bars(ax, values: np.ndarray, limits: tuple[float, float], signed: bool
     ax.axhline(0.0, color="black", linewidth=0.5)
 
 
-def _no_images_figure(plt, path: Path, title: str | None = None) -> None:
-    fig, ax = plt.subplots(figsize=(6 if title else 4, 1.5), dpi=DPI)
+def _no_images_figure(path: Path, title: str | None = None) -> None:
+    fig = _figure(figsize=(6 if title else 4, 1.5), dpi=DPI)
+    ax = fig.subplots()
     text = f"{title}\nno adversarial inputs" if title else "no adversarial inputs"
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11 if title else 12)
     ax.set_axis_off()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def _value_limits(x: np.ndarray, x_adv: np.ndarray, image: bool) -> tuple[float, float]:
@@ -305,12 +304,12 @@ def image_grid(path, x, x_adv, labels: Sequence[int], adv_labels: Sequence[int],
     n = 0 writes
     a small figure saying "no adversarial inputs". Returns ``path``.
     """
-    plt, path = _pyplot(), Path(path)
+    path = Path(path)
     shape = tuple(input_shape)
     total = len(x) if total is None else int(total)
     n = min(len(x), int(max_images))
     if n == 0:
-        _no_images_figure(plt, path, title)
+        _no_images_figure(path, title)
         return path
     x = np.asarray(x, dtype=np.float64)[:n].reshape((n,) + shape)
     x_adv = np.asarray(x_adv, dtype=np.float64)[:n].reshape((n,) + shape)
@@ -326,8 +325,8 @@ def image_grid(path, x, x_adv, labels: Sequence[int], adv_labels: Sequence[int],
     bound = difference_bound(delta, diff_limit if image else None)
     limits = _value_limits(x, x_adv, image)
     width = 1.6 + 1.6 * n
-    fig, axes = plt.subplots(3, n, figsize=(width, 6.4), dpi=DPI, squeeze=False,
-                             layout="constrained")
+    fig = _figure(figsize=(width, 6.4), dpi=DPI, layout="constrained")
+    axes = fig.subplots(3, n, squeeze=False)
     fig.suptitle(heading, fontsize=11)
     for j in range(n):
         col = axes[:, j]
@@ -347,7 +346,6 @@ def image_grid(path, x, x_adv, labels: Sequence[int], adv_labels: Sequence[int],
         fixed = f", fixed at \u00b1{bound:g}" if diff_limit else ""
         _difference_colorbar(fig, axes[2, -1], shown, f"x_adv - x{fixed}")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -406,11 +404,12 @@ def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mappin
     size, which gets a tick of its own), so both stay readable (:data:`TRADEOFF_CAPTION`).
     Returns ``path``.
     """
-    plt, path = _pyplot(), Path(path)
+    path = Path(path)
     k_max = max((max(p) for p in curves.values() if len(p)), default=1)
     log = x_scale(k_max) == "log"
     styles = method_styles(list(curves))
-    fig, ax = plt.subplots(figsize=(8, 5.2), dpi=DPI, layout="constrained")
+    fig = _figure(figsize=(8, 5.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
     for method, pixels in curves.items():
         attempted = n_attempted.get(method, 0)
         if attempted <= 0:
@@ -444,5 +443,4 @@ def tradeoff_plot(path, curves: Mapping[str, Sequence[int]], n_attempted: Mappin
         fig.legend(loc="outside lower center", title="method (successes/attempted)",
                    ncols=min(4, len(curves)), fontsize=9, title_fontsize=9)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
