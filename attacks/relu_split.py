@@ -43,7 +43,8 @@ from compiler.analysis.input_sets import Box
 from compiler.analysis.symbolic import layer_symbolic, upper_coefficients
 from ir.property import Conjunction
 
-MAX_DOMAINS = 200_000      # open domains kept at most (memory); past it: undecided
+MAX_DOMAINS = 200_000      # open domains kept at most; past it: undecided
+DOMAIN_MEMORY = 2 << 30    # bytes the open domains may take, as estimated by _domain_bytes
 EMPTY = 1e-9               # a fixed phase this far on the wrong side: the domain is empty
 
 
@@ -65,11 +66,12 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
     everything = np.ones(len(conjunctions), bool)
     heap = [(-np.inf, 0, root.lower, root.upper, {}, (), everything)]
     count, domains, stuck = 1, 0, False
+    most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec))
     while heap:
         if deadline is not None and time.perf_counter() >= deadline:
             return "timeout", domains
-        if len(heap) > MAX_DOMAINS:
-            return f"more than {MAX_DOMAINS} open domains", domains
+        if len(heap) > most:
+            return f"more than {most} open domains (the memory limit)", domains
         _, _, lo, hi, fixed, cuts, open_ = heapq.heappop(heap)
         domains += 1
         blocked = np.zeros(len(conjunctions), bool)
@@ -150,6 +152,12 @@ def _cut(spec, lo, hi, neuron, active: bool) -> tuple[np.ndarray, float]:
 
 def _stack(cuts) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a for a, _ in cuts]), np.array([c for _, c in cuts])
+
+
+def _domain_bytes(spec) -> int:
+    """An open domain's own arrays, at most: its bounds of every layer above the input (a
+    child copies those above its split) and one cut over the inputs."""
+    return 16 * sum(spec.widths()[1:]) + 8 * spec.n_inputs + 1024
 
 
 def _unit(width: int, index: int) -> np.ndarray:

@@ -111,3 +111,13 @@ def test_a_box_the_lp_bounds_leave_open_on_the_6x50_network_is_proved(shared_dat
     rng = np.random.default_rng(0)
     points = Box(case.lower, case.upper).sample(3000, rng)
     assert np.all(np.argmax(net(points), axis=1) == y[i])
+
+
+def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
+    import attacks.relu_split as relu_split
+    net = two_input_net(2)                 # about 4,500 domains to prove from LP bounds
+    spec, _ = spec_network(net, [at_least(0.0)])
+    monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 20 * relu_split._domain_bytes(spec))
+    outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],
+                                         None, 1e-6, "lp")
+    assert outcome == "more than 20 open domains (the memory limit)" and domains > 20
