@@ -16,8 +16,9 @@ conjunction.  Domains are taken weakest bound first.
 
 When every ReLU of a domain is fixed the network is linear on it, and cuts drawn again from
 its own bounds describe it exactly: the LP's best point is the network's, so such a domain
-ends as proved or as a counterexample, unless its margin lies within the tolerance of 0
-(reported undecided, never proved).
+ends as proved or as a counterexample, unless its margin lies within the tolerance of 0, a
+max-pool window is undecided (max pools are not split) or the LP fails: then the search
+ends undecided, never proved.
 
 Sound because each side's bounds are computed with relaxations that hold on that side (a
 fixed ReLU's bounds are clamped to its side before they are used, and every bound is
@@ -88,9 +89,9 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
             return "sat", x
         neuron = _branch(spec, coefficients, lo, hi)
         if neuron is None:
-            # Every ReLU fixed: the network is linear on the domain, and the cuts drawn again
-            # from its bounds describe the domain exactly, so the LP's best point is the
-            # network's (up to rounding).
+            # Every ReLU fixed: the network is linear on the domain (unless a max-pool window
+            # is undecided), and the cuts drawn again from its bounds describe the domain
+            # exactly, so the LP's best point is the network's (up to rounding).
             exact_cuts = tuple(_cut(spec, lo, hi, (k, j), on)
                                for k, sides in fixed.items() for j, on in sides.items())
             outcome = _refute(spec, owner, box, lo, hi, exact_cuts, open_, tolerance)
@@ -98,7 +99,7 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
                 continue
             if any(conjunctions[j].holds(net(outcome[2])) for j in np.flatnonzero(open_)):
                 return "sat", outcome[2]
-            stuck = True           # a margin within the tolerance of 0
+            stuck = True           # a margin near 0, an undecided max pool, or an LP failed
             continue
         for active in (True, False):
             child = _fix(spec, box, lo, hi, fixed, neuron, active)
@@ -107,7 +108,7 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
                                       cuts + (_cut(spec, lo, hi, neuron, active),), open_))
                 count += 1
     if stuck:
-        return "a domain with every ReLU phase fixed has a margin within the tolerance of 0", domains
+        return "a domain with every ReLU phase fixed stayed open", domains
     return "proved", domains
 
 
