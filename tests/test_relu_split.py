@@ -121,3 +121,26 @@ def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
     outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],
                                          None, 1e-6, "lp")
     assert outcome == "more than 20 open domains (the memory limit)" and domains > 20
+
+
+def test_verify_proves_a_wide_box_by_relu_splitting():
+    """The tent of the mean of 20 inputs in [-1, 1]: too many inputs for input splitting, a
+    margin the bounds leave open (LP 0.15 above, as for the tent), and no input reaching 0.6;
+    0.45 is reached (at mean 0.45)."""
+    from attacks.verify import verify
+    from ir.vnnlib import parse_vnnlib
+    n = 20
+    net = Network((Linear(np.full((2, n), 1.0 / n), [0.0, -0.5]), ReLU(),
+                   Linear([[1.0, -2.0]], [0.0])), None, (n,), "wide tent")
+    box = "".join(f"(declare-const X_{i} Real)\n(assert (>= X_{i} -1.0))\n"
+                  f"(assert (<= X_{i} 1.0))\n" for i in range(n))
+
+    def spec(threshold: float):
+        return parse_vnnlib(box + f"(declare-const Y_0 Real)\n(assert (>= Y_0 {threshold}))\n",
+                            n, 1)
+
+    verdict = verify(net, spec(0.6), timeout=60, strategy="exact")
+    assert (verdict.result, verdict.stage) == ("unsat", "ReLU splitting"), verdict
+    verdict = verify(net, spec(0.45), timeout=60, strategy="exact")
+    assert verdict.result == "sat" and net(verdict.x)[0] >= 0.45
+    assert np.all(np.abs(verdict.x) <= 1.0)
