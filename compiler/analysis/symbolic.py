@@ -74,15 +74,24 @@ def layer_symbolic(net, input_set, start: int, k: int, lower: dict, upper: dict,
 
 def _back_substitute(net, input_set, start, k, lower, upper, relu_lower):
     edge = net.edge(k)
-    lam_lo = lam_up = edge.linear.weight
-    c_lo = c_up = edge.linear.bias
+    ends = []
+    for above in (False, True):
+        lam, c = edge.linear.weight, edge.linear.bias
+        for _, lam, c in _substituted(net, lam, c, start, k, lower, upper, relu_lower, above):
+            pass
+        ends.append(input_set.concretize(lam, c)[int(above)])
+    return tuple(ends)
+
+
+def _substituted(net, lam, c, start, k, lower, upper, relu_lower, above: bool):
+    """``lam a_{k-1} + c`` (a bound of ``z_k``, from above when ``above``) with the edge-layers
+    k-1..start+1 substituted one at a time: after each, ``(m, lam, c)`` with the bound now
+    ``lam a_m + c``."""
     for m in range(k - 1, start, -1):
         below = net.edge(m)
         relax = _RELAXATIONS[below.activation](below, lower[m], upper[m], relu_lower)
-        lam_up, c_up = _through_affine(*_substitute(lam_up, c_up, relax, above=True), below.linear)
-        lam_lo, c_lo = _through_affine(*_substitute(lam_lo, c_lo, relax, above=False),
-                                       below.linear)
-    return input_set.concretize(lam_lo, c_lo)[0], input_set.concretize(lam_up, c_up)[1]
+        lam, c = _through_affine(*_substitute(lam, c, relax, above), below.linear)
+        yield m - 1, lam, c
 
 
 @dataclass(frozen=True)
@@ -181,12 +190,12 @@ def upper_coefficients(net, row: np.ndarray, k: int, lower: dict, upper: dict,
     how much each neuron's relaxation costs that bound (branching heuristics), and the last
     one points to the input that maximizes it (``x_i`` at its upper end where positive)."""
     edge = net.edge(k)
-    lam = row[None, :] @ edge.linear.weight
-    c = row @ edge.linear.bias
-    coefficients = {k - 1: np.ravel(lam.toarray() if sp.issparse(lam) else lam)}
-    for m in range(k - 1, start, -1):
-        below = net.edge(m)
-        relax = _RELAXATIONS[below.activation](below, lower[m], upper[m], relu_lower)
-        lam, c = _through_affine(*_substitute(lam, c, relax, above=True), below.linear)
-        coefficients[m - 1] = np.ravel(lam.toarray() if sp.issparse(lam) else lam)
+    lam, c = row[None, :] @ edge.linear.weight, row @ edge.linear.bias
+    coefficients = {k - 1: _flat(lam)}
+    for m, lam, c in _substituted(net, lam, c, start, k, lower, upper, relu_lower, True):
+        coefficients[m] = _flat(lam)
     return coefficients, float(np.ravel(c)[0])
+
+
+def _flat(lam) -> np.ndarray:
+    return np.ravel(lam.toarray() if sp.issparse(lam) else lam)
