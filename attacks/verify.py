@@ -143,14 +143,14 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
     split_notes = []
-    for stage, search, counted in _splitters(bounds):
-        found, open_pairs, count, notes = _split(net, open_pairs, clock, stage, search, counted)
+    for stage, search, unit, source in _splitters(bounds):
+        found, open_pairs, count, notes = _split(net, open_pairs, clock, stage, search, unit)
         split_notes += notes
         if found is not None:
             return _sat(net, found, stage)
         if not open_pairs:
             return Verdict("unsat", stage=stage, reason=f"{len(pairs)} box/conjunction pair(s) "
-                                                        f"proved ({count} {counted})")
+                                                        f"proved ({count} {unit} {source})")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
         outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
@@ -199,7 +199,8 @@ def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
 
 
 def _splitters(bounds: str):
-    """The branch and bound stages, in order: ``(stage, search, what its count counts)``.
+    """The branch and bound stages, in order: ``(stage, search, what its count counts, where
+    their bounds come from)``.
     Each search takes ``(net, case, conjunctions, deadline)`` and returns
     ``("proved" | "sat" | why undecided, count or counterexample)``, or None when the box is
     not its kind (input splitting: more than ``MAX_FREE_INPUTS`` inputs vary)."""
@@ -213,11 +214,11 @@ def _splitters(bounds: str):
         return relu_split_search(net, case.lower, case.upper, conjunctions, deadline,
                                  PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
 
-    return (("input splitting", inputs, f"boxes bounded by {bounds} bounds"),
-            ("ReLU splitting", relus, "domains bounded from LP bounds"))
+    return (("input splitting", inputs, "boxes", f"bounded by {bounds} bounds"),
+            ("ReLU splitting", relus, "domains", "bounded from LP bounds"))
 
 
-def _split(net, open_pairs, clock: _Clock, stage: str, search, counted: str):
+def _split(net, open_pairs, clock: _Clock, stage: str, search, unit: str):
     """One branch and bound stage on every open box it applies to, each in ``SPLIT_SHARE`` of
     the time left (the MILP gets the rest): ``(confirmed counterexample or None, the pairs
     still open, boxes or domains bounded, why each pair it tried stayed open)``."""
@@ -239,7 +240,7 @@ def _split(net, open_pairs, clock: _Clock, stage: str, search, counted: str):
         total += found
         if outcome != "proved":
             still_open += mine
-            after = f" after {found} {counted.split()[0]}" if found else ""
+            after = f" after {found} {unit}" if found else ""
             notes += [f"{stage}: {outcome}{after}"] * len(mine)
     return None, still_open, total, notes
 
