@@ -38,19 +38,27 @@ def grid_max(net) -> float:
     return float(net(grid)[:, 0].max())
 
 
+def agrees_with_a_dense_grid(search, seed: int) -> None:
+    """``search(net, conjunctions)`` (a branch and bound on the box [-1, 1]^2) proves that no
+    input reaches 0.02 above the grid's best output, after more than one split, and finds
+    an input of the box reaching 0.02 below it."""
+    net = two_input_net(seed)
+    top = grid_max(net)
+    outcome, count = search(net, [at_least(top + 0.02)])
+    assert outcome == "proved" and count > 1, (outcome, count)
+    outcome, x = search(net, [at_least(top - 0.02)])
+    assert outcome == "sat"
+    assert np.all(x >= LOWER) and np.all(x <= UPPER) and net(x)[0] >= top - 0.02
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_proofs_and_counterexamples_agree_with_a_dense_grid(seed):
     net = two_input_net(seed)
-    top = grid_max(net)
-    above = at_least(top + 0.02)        # 0.02 above the grid's best: no input reaches it
-    spec, _ = spec_network(net, [above])
+    spec, _ = spec_network(net, [at_least(grid_max(net) + 0.02)])
     root = layer_bounds(spec, Box(LOWER, UPPER), "symbolic").upper[spec.depth]
     assert root[0] > 0                  # the root bounds alone prove nothing: splitting must
-    outcome, boxes = split_search(net, LOWER, UPPER, [above], None, 1e-6)
-    assert outcome == "proved" and boxes > 1
-    outcome, x = split_search(net, LOWER, UPPER, [at_least(top - 0.02)], None, 1e-6)
-    assert outcome == "sat"
-    assert np.all(x >= LOWER) and np.all(x <= UPPER) and net(x)[0] >= top - 0.02
+    agrees_with_a_dense_grid(lambda net, conj: split_search(net, LOWER, UPPER, conj, None, 1e-6),
+                             seed)
 
 
 def test_a_disjunction_is_open_until_every_conjunction_is_blocked():
