@@ -1,7 +1,7 @@
 """Branch and bound on ReLU phases (attacks.relu_split): a hand-derived proof that no bound of
 the box gives, proofs and counterexamples that agree with a dense grid on small networks (as
-input splitting's do), a cut box checked against brute force, and on the shared 6x50
-MNIST network a robustness box its LP bounds leave open, proved (the MILP needed 19 s)."""
+input splitting's do), and on the shared 6x50 MNIST network a robustness box its LP bounds
+leave open, proved (the MILP needed 19 s).  The domains' LP: tests/test_domain_lp.py."""
 from __future__ import annotations
 
 import time
@@ -12,7 +12,6 @@ import pytest
 from attacks.input_split import spec_network
 from attacks.relu_split import relu_split_search
 from compiler.analysis.bounds import layer_bounds
-from compiler.analysis.cut_box import CutBox
 from compiler.analysis.input_sets import Box
 from ir.layers import Linear, ReLU
 from ir.network import Network
@@ -27,7 +26,7 @@ def tent() -> Network:
                    None, (1,), "tent")
 
 
-def test_the_tent_needs_splits_and_cuts_and_gets_its_hand_derived_answer():
+def test_the_tent_needs_splits_and_gets_its_hand_derived_answer():
     net, lo, hi = tent(), -np.ones(1), np.ones(1)
     above = at_least(0.6)
     spec, _ = spec_network(net, [above])
@@ -38,7 +37,7 @@ def test_the_tent_needs_splits_and_cuts_and_gets_its_hand_derived_answer():
                                                                                          abs=1e-6)
     assert layer_bounds(spec, Box(lo, hi), "symbolic").upper[spec.depth][0] == \
         pytest.approx(0.4)
-    # Fixing relu(x) inactive leaves f <= 0; active, the cut x >= 0 and then fixing
+    # Fixing relu(x) inactive leaves f <= 0; active, x >= 0 and then fixing
     # relu(x - 0.5) gives f <= 1 - x on x >= 0.5 and f <= x on x <= 0.5: at most 0.5.
     for bounds in ("symbolic", "lp"):
         outcome, domains = relu_split_search(net, lo, hi, [above], None, 1e-6, bounds)
@@ -79,26 +78,6 @@ def test_a_box_too_large_is_refused_before_any_split():
     assert outcome.startswith("too large for ReLU splitting") and domains == 0
 
 
-def test_cut_box_maximum_matches_brute_force_and_reports_emptiness():
-    rng = np.random.default_rng(3)
-    lower, upper = -np.ones(2), np.ones(2)
-    cuts, offsets = rng.normal(size=(3, 2)), rng.uniform(0.2, 0.5, size=3)
-    axis = np.linspace(-1, 1, 1001)
-    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    inside = grid[np.all(grid @ cuts.T + offsets >= 0, axis=1)]
-    region = CutBox(lower, upper, cuts, offsets)
-    for _ in range(5):
-        c, d = rng.normal(size=2), float(rng.normal())
-        bound, point = region.maximize(c, d)
-        best = float(np.max(inside @ c + d))
-        assert best <= bound <= best + 0.01            # sound, and tight up to the grid's step
-        assert np.all(point @ cuts.T + offsets >= -1e-7) and point @ c + d == \
-            pytest.approx(bound, abs=1e-6)
-    # x_0 >= 0.5 and -x_0 >= 0: nothing is left
-    assert CutBox(lower, upper, np.array([[1.0, 0.0], [-1.0, 0.0]]),
-                  np.array([-0.5, 0.0])).maximize(np.ones(2), 0.0) is None
-
-
 def test_a_box_the_lp_bounds_leave_open_on_the_6x50_network_is_proved(shared_data):
     from frontends import load_network
     from frontends.data import load_dataset
@@ -119,7 +98,7 @@ def test_a_box_the_lp_bounds_leave_open_on_the_6x50_network_is_proved(shared_dat
 
 def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
     import attacks.relu_split as relu_split
-    net = two_input_net(2)                 # about 4,500 domains to prove from LP bounds
+    net = two_input_net(0)                 # about 140 domains to prove from LP bounds
     spec, _ = spec_network(net, [at_least(0.0)])
     monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 20 * relu_split._domain_bytes(spec))
     outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],

@@ -99,11 +99,13 @@ class _Relaxation:
         self.optimal = highspy.HighsModelStatus.kOptimal
         self.h = new_highs()
         self.deadline = deadline
-        self.n_cols = 0
+        self.n_cols = self.n_rows = 0
+        self.z_cols: list[np.ndarray] = []     # per layer added: its pre-activation columns
+        self.relus: dict[int, tuple] = {}      # position there -> (unstable, a, chord rows)
         self.costed = np.empty(0, dtype=np.int32)
         encode, strategy = _ENCODERS[type(input_set)]
         self.h.setOptionValue("simplex_strategy", strategy)
-        self.entering = encode(self, input_set)
+        self.entering = self.inputs = encode(self, input_set)
 
     # ---- building ----------------------------------------------------------------------
     def add_cols(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -113,12 +115,14 @@ class _Relaxation:
         self.n_cols += n
         return cols
 
-    def add_rows(self, rows, cols, vals, lower, upper, n_rows: int) -> None:
-        """Rows ``lower <= A y <= upper`` with ``A`` given as triplets."""
+    def add_rows(self, rows, cols, vals, lower, upper, n_rows: int) -> np.ndarray:
+        """Rows ``lower <= A y <= upper`` with ``A`` given as triplets; their indices."""
         a = sp.csr_matrix((vals, (rows, cols)), shape=(n_rows, self.n_cols))
         self.h.addRows(n_rows, np.broadcast_to(np.asarray(lower, float), n_rows).copy(),
                        np.broadcast_to(np.asarray(upper, float), n_rows).copy(), a.nnz,
                        a.indptr[:-1].astype(np.int32), a.indices.astype(np.int32), a.data)
+        self.n_rows += n_rows
+        return np.arange(self.n_rows - n_rows, self.n_rows)
 
     def columns(self, n_rows: int, rows, cols) -> sp.csr_matrix:
         """A 0/1 selection ``E`` (``n_rows`` x columns so far): row ``rows[i]`` is column
@@ -133,6 +137,7 @@ class _Relaxation:
         coeffs = sp.coo_matrix(weight @ E)
         const = weight @ e + edge.linear.bias
         z = self.add_cols(lo, hi)
+        self.z_cols.append(z)
         n = len(z)
         # z - W E y = W e + b
         self.add_rows(np.concatenate([np.arange(n), coeffs.row]),
@@ -222,8 +227,9 @@ def _relu_rows(model: _Relaxation, edge, z: np.ndarray, lo: np.ndarray, hi: np.n
     # a - z >= 0
     model.add_rows(rows, cols, np.concatenate([np.ones(n), -np.ones(n)]), 0.0, np.inf, n)
     # a - s z <= -s l
-    model.add_rows(rows, cols, np.concatenate([np.ones(n), -slope]), -np.inf,
-                   -slope * lo[unstable], n)
+    chords = model.add_rows(rows, cols, np.concatenate([np.ones(n), -slope]), -np.inf,
+                            -slope * lo[unstable], n)
+    model.relus[len(model.z_cols) - 1] = (unstable, a, chords)
     return model.columns(len(z), np.concatenate([active, unstable]), np.concatenate([z[active], a]))
 
 

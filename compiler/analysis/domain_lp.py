@@ -1,0 +1,113 @@
+r"""The LP relaxation of a network over a box, asked again for sub-domains of the box.
+
+Branch and bound on ReLU phases (``attacks.relu_split``) bounds the network's last layer over
+many domains: the box with some ReLUs' phases fixed and the bounds of every layer tightened
+to match.  ``DomainLP`` builds the LP of ``compiler.analysis.lp_bounds`` once, from the
+bounds of the whole box (inputs, ``z = W a + b`` per layer, triangles at the unstable ReLUs,
+max-pool rows), and ``restrict`` moves it to a domain by changing numbers only:
+
+* every pre-activation column gets the domain's bounds ``l <= z <= u``;
+* a ReLU unstable over the box keeps its column ``a`` and its two rows ``a >= z`` and the
+  chord ``a - s z <= -s l``, now with the domain's ``l, u``: ``s = u / (u - l)`` while it is
+  still unstable, ``s = 1, -s l = 0`` (so ``a = z``) when ``l >= 0``, ``s = 0`` and
+  ``a <= 0`` (so ``a = 0``) when ``u <= 0``.
+
+The relaxation of a domain holds every point of the network on it, given bounds that hold
+there; a phase fixed on the domain enters as its bound (``z >= 0`` or ``z <= 0``), so the LP
+is tighter than any linear cut drawn from it.  With every ReLU decided the LP is the network
+itself on the domain (max-pool windows aside, which keep the box's rows), and its optimum is
+the network's.
+
+Each solve starts from the last basis (only bounds, chord coefficients and the objective
+change).  Soundness as in ``lp_bounds``: a value only from an LP HiGHS proves optimal,
+loosened by ``1e-7 * (1 + |value|)``; emptiness only when HiGHS proves the LP infeasible
+(assumed: its feasibility tolerance, 1e-7 by default, hides no point).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from compiler.analysis.input_sets import Box
+from compiler.analysis.lp_bounds import SAFETY, _Relaxation
+
+
+class DomainLP:
+    """The LP of ``net`` over ``box`` with the box's bounds ``lower[k], upper[k]`` (edge-layers
+    1..L-1 are relaxed; edge-layer L is the objective)."""
+
+    def __init__(self, net, box: Box, lower: dict, upper: dict):
+        import highspy
+        self.status = highspy.HighsModelStatus
+        self.model = model = _Relaxation(box, None)
+        for k in range(1, net.depth):
+            model.add_layer(net.edge(k), lower[k], upper[k])
+        E, e = model.entering
+        last = net.edge(net.depth)
+        weight = sp.csr_matrix(last.linear.weight)
+        self.objective = sp.csr_matrix(weight @ E)
+        self.constant = weight @ e + last.linear.bias
+        self.box = box
+        model.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+
+    def restrict(self, lower: dict, upper: dict) -> None:
+        """Move the LP to the domain whose bounds are ``lower[k], upper[k]`` (each inside the
+        box's)."""
+        h = self.model.h
+        for position, z in enumerate(self.model.z_cols):
+            lo, hi = lower[position + 1], upper[position + 1]
+            h.changeColsBounds(len(z), z.astype(np.int32), np.asarray(lo, float),
+                               np.asarray(hi, float))
+            if position not in self.model.relus:
+                continue
+            unstable, a, chords = self.model.relus[position]
+            if not len(unstable):
+                continue
+            l, u = lo[unstable], hi[unstable]
+            open_ = (l < 0) & (u > 0)
+            slope = np.where(open_, u / np.where(open_, u - l, 1.0), (l >= 0).astype(float))
+            h.changeColsBounds(len(a), a.astype(np.int32), np.zeros(len(a)),
+                               np.maximum(u, 0.0))
+            h.changeRowsBounds(len(chords), chords.astype(np.int32),
+                               np.full(len(chords), -np.inf), np.where(open_, -slope * l, 0.0))
+            for row, col, value in zip(chords.tolist(), z[unstable].tolist(), (-slope).tolist()):
+                h.changeCoeff(row, col, value)
+
+    def maximize(self, j: int):
+        """``(bound, x)``: ``bound >= max y_j`` over the current domain (``y`` the last
+        edge-layer) and the input reaching the LP's optimum; ``(inf, None)`` when HiGHS does
+        not prove an optimum; None when it proves the domain empty."""
+        model, h = self.model, self.model.h
+        span = slice(self.objective.indptr[j], self.objective.indptr[j + 1])
+        cols = self.objective.indices[span].astype(np.int32)
+        if len(model.costed):
+            h.changeColsCost(len(model.costed), model.costed, np.zeros(len(model.costed)))
+        h.changeColsCost(len(cols), cols, self.objective.data[span].astype(np.float64))
+        model.costed = cols
+        h.run()
+        status = h.getModelStatus()
+        if status == self.status.kInfeasible:
+            return None
+        if status != self.status.kOptimal:
+            return np.inf, None
+        value = h.getInfo().objective_function_value + self.constant[j]
+        E, e = model.inputs
+        inputs = np.asarray(h.getSolution().col_value)[:E.shape[1]]   # the first columns
+        x = np.clip(E @ inputs + e, self.box.lower, self.box.upper)
+        return value + SAFETY * (1 + abs(value)), x
+
+    def chord_costs(self, lower: dict, upper: dict) -> dict:
+        """Per ReLU layer k, per neuron: what its chord's intercept adds to the last
+        solve's optimum (the chord row's dual times ``-s l``; 0 for decided neurons), the
+        score of BaBSR with the LP's multipliers."""
+        duals = np.asarray(self.model.h.getSolution().row_dual)
+        costs = {}
+        for position, (unstable, _, chords) in self.model.relus.items():
+            k = position + 1
+            l, u = lower[k][unstable], upper[k][unstable]
+            open_ = (l < 0) & (u > 0)
+            intercept = np.where(open_, -u * l / np.where(open_, u - l, 1.0), 0.0)
+            score = np.zeros(len(lower[k]))
+            score[unstable] = np.abs(duals[chords]) * intercept
+            costs[k] = score
+        return costs
