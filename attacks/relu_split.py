@@ -66,46 +66,61 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
             return (f"too large for ReLU splitting: {free} phases undecided by {method} "
                     f"bounds (the limit is {max_free})"), 0
     everything = np.ones(len(conjunctions), bool)
-    heap = [(-np.inf, 0, root.lower, root.upper, {}, everything)]
     relaxation = DomainLP(spec, box, root.lower, root.upper)
-    count, domains, stuck = 1, 0, False
-    most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec))
-    while heap:
-        if deadline is not None and time.perf_counter() >= deadline:
-            return "timeout", domains
-        if len(heap) > most:
-            return f"more than {most} open domains (the memory limit)", domains
-        _, _, lo, hi, fixed, open_ = heapq.heappop(heap)
-        domains += 1
+
+    def assess(lo, hi, open_):
+        """A domain's fate, as soon as it is made (its LP then starts from its sibling's or
+        parent's basis): None when done; a counterexample; or ``(its bound, its conjunctions
+        still open, the ReLU to split there, None when every one is fixed)``."""
         blocked = np.zeros(len(conjunctions), bool)
         np.logical_or.at(blocked, owner, hi[spec.depth] < -tolerance)
         open_ = open_ & ~blocked
         if not open_.any():
-            continue
+            return None
         outcome = _refute(spec, owner, relaxation, lo, hi, open_, tolerance)
         if outcome is None:        # every open conjunction refuted, or no input reaches here
-            continue
-        hardest_bound, weakest, x = outcome
+            return None
+        bound, weakest, x = outcome
         solved = x is not None
         coefficients, _ = upper_coefficients(spec, _unit(spec.edge(spec.depth).width, weakest),
                                              spec.depth, lo, hi)
         if x is None:              # the LP failed: the corner the symbolic bound points to
             x = np.where(coefficients[0] > 0, box.upper, box.lower)
         if any(conjunctions[j].holds(net(x)) for j in np.flatnonzero(open_)):
-            return "sat", x
-        neuron = _branch(spec, coefficients, lo, hi,
-                         relaxation.chord_costs(lo, hi) if solved else None)
-        if neuron is None:
-            # Every ReLU fixed: the LP is the network on the domain (unless a max-pool window
-            # is undecided), so its best point, judged above, is the network's (up to
-            # rounding).
-            stuck = True           # a margin near 0, an undecided max pool, or an LP failed
-            continue
-        for active in (True, False):
-            child = _fix(spec, box, lo, hi, fixed, neuron, active)
-            if child is not None:
-                heapq.heappush(heap, (-hardest_bound, count, *child, open_))
-                count += 1
+            return x
+        return bound, open_, _branch(spec, coefficients, lo, hi,
+                                     relaxation.chord_costs(lo, hi) if solved else None)
+
+    heap, count, domains, stuck = [], 0, 0, False
+    most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec))
+    made = [(root.lower, root.upper, {}, everything)]
+    while True:
+        for lo, hi, fixed, open_ in made:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return "timeout", domains
+            domains += 1
+            assessed = assess(lo, hi, open_)
+            if assessed is None:
+                continue
+            if isinstance(assessed, np.ndarray):
+                return "sat", assessed
+            bound, still_open, neuron = assessed
+            if neuron is None:
+                # Every ReLU fixed: the LP is the network on the domain (unless a max-pool
+                # window is undecided), so its best point, judged in assess, is the
+                # network's (up to rounding).
+                stuck = True       # a margin near 0, an undecided max pool, or an LP failed
+                continue
+            heapq.heappush(heap, (-bound, count, lo, hi, fixed, still_open, neuron))
+            count += 1
+        if not heap:
+            break
+        if len(heap) > most:
+            return f"more than {most} open domains (the memory limit)", domains
+        _, _, lo, hi, fixed, open_, neuron = heapq.heappop(heap)
+        made = [child + (open_,) for child in (_fix(spec, box, lo, hi, fixed, neuron, active)
+                                               for active in (True, False))
+                if child is not None]
     if stuck:
         return "a domain with every ReLU phase fixed stayed open", domains
     return "proved", domains

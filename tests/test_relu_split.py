@@ -100,10 +100,10 @@ def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
     import attacks.relu_split as relu_split
     net = two_input_net(0)                 # about 140 domains to prove from LP bounds
     spec, _ = spec_network(net, [at_least(0.0)])
-    monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 20 * relu_split._domain_bytes(spec))
+    monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 5 * relu_split._domain_bytes(spec))
     outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],
                                          None, 1e-6, "lp")
-    assert outcome == "more than 20 open domains (the memory limit)" and domains > 20
+    assert outcome == "more than 5 open domains (the memory limit)" and domains > 5
 
 
 def test_verify_proves_a_wide_box_by_relu_splitting():
