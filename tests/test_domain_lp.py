@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from compiler.analysis.bounds import layer_bounds
+from conftest import small_cnn
 from compiler.analysis.domain_lp import DomainLP
 from compiler.analysis.input_sets import Box
 from ir.layers import Linear, ReLU
@@ -65,37 +66,48 @@ def test_a_domain_no_input_reaches_is_proved_empty():
     assert lp.maximize(0) is None
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_domain_bounds_hold_on_10000_samples_with_phases_fixed(seed):
+def random_dense(seed: int) -> Network:
     rng = np.random.default_rng(seed)
-    net = Network((Linear(rng.normal(size=(6, 3)), rng.normal(size=6) * 0.3), ReLU(),
-                   Linear(rng.normal(size=(6, 6)), rng.normal(size=6) * 0.3), ReLU(),
-                   Linear(rng.normal(size=(2, 6)), [0.0, 0.0])), None, (3,), f"net{seed}")
-    box = Box(-np.ones(3), np.ones(3))
+    return Network((Linear(rng.normal(size=(6, 3)), rng.normal(size=6) * 0.3), ReLU(),
+                    Linear(rng.normal(size=(6, 6)), rng.normal(size=6) * 0.3), ReLU(),
+                    Linear(rng.normal(size=(2, 6)), [0.0, 0.0])), None, (3,), f"net{seed}")
+
+
+@pytest.mark.parametrize("make, seed, radius", [(random_dense, s, None) for s in range(4)]
+                         + [(small_cnn, 0, 0.1), (small_cnn, 1, 0.1)])
+def test_domain_bounds_hold_on_10000_samples_with_phases_fixed(make, seed, radius):
+    """Two unstable ReLUs in each of the first two ReLU layers fixed as a sampled point has
+    them (so the domain is not empty): every sample of the box on that side of all four
+    stays under the domain's LP bound, which is no looser than the box's."""
+    net = make(seed)
+    rng = np.random.default_rng(seed)
+    if net.domain is None:
+        box = Box(-np.ones(net.n_inputs), np.ones(net.n_inputs))
+    else:
+        box = Box.around(rng.uniform(size=net.n_inputs), radius, net.domain)
     root = layer_bounds(net, box, "lp")
     lp = DomainLP(net, box, root.lower, root.upper)
-    points = rng.uniform(-1, 1, size=(10_000, 3))
-    z1 = points @ net.edge(1).linear.weight.T + net.edge(1).linear.bias
-    unstable = np.flatnonzero((root.lower[1] < 0) & (root.upper[1] > 0))[:2]
-    assert len(unstable) == 2
-    for signs in ((True, True), (True, False), (False, True), (False, False)):
+    points = box.lower + rng.uniform(size=(10_000, net.n_inputs)) * (box.upper - box.lower)
+    trace = net.simulate(points)
+    relus = [e.index for e in net.edges if e.relu][:2]
+    for anchor in rng.choice(len(points), size=3, replace=False):
         lower, upper = dict(root.lower), dict(root.upper)
-        lower[1], upper[1] = root.lower[1].copy(), root.upper[1].copy()
-        inside = np.ones(len(points), bool)
-        for j, active in zip(unstable, signs):
-            if active:
-                lower[1][j] = 0.0
-            else:
-                upper[1][j] = 0.0
-            inside &= (z1[:, j] >= 0) if active else (z1[:, j] <= 0)
+        inside, fixed = np.ones(len(points), bool), 0
+        for k in relus:
+            lower[k], upper[k] = root.lower[k].copy(), root.upper[k].copy()
+            for j in np.flatnonzero((root.lower[k] < 0) & (root.upper[k] > 0))[:2]:
+                active = trace.pre[k][anchor, j] >= 0
+                if active:
+                    lower[k][j] = 0.0
+                else:
+                    upper[k][j] = 0.0
+                inside &= (trace.pre[k][:, j] >= 0) if active else (trace.pre[k][:, j] <= 0)
+                fixed += 1
+        assert inside[anchor] and fixed == 4
         lp.restrict(lower, upper)
-        outputs = net(points[inside])
-        for j in range(2):
-            reached = lp.maximize(j)
-            if reached is None:
-                assert not inside.any()
-                continue
-            bound, x = reached
+        outputs = trace.output[inside]
+        for j in range(net.n_outputs):
+            bound, x = lp.maximize(j)
             assert np.all(outputs[:, j] <= bound + 1e-9)
             assert bound <= root.upper[net.depth][j] + 1e-6
-            assert np.all(x >= -1) and np.all(x <= 1)
+            assert np.all(x >= box.lower) and np.all(x <= box.upper)
