@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from attacks.input_split import spec_network
-from compiler.analysis.bounds import intersect, layer_bounds
+from compiler.analysis.bounds import intersect, layer_bounds, relu_chord
 from compiler.analysis.domain_lp import DomainLP
 from compiler.analysis.input_sets import Box
 from compiler.analysis.symbolic import layer_symbolic, upper_coefficients
@@ -81,15 +81,16 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
         if outcome is None:        # every open conjunction refuted, or no input reaches here
             return None
         bound, weakest, x = outcome
-        solved = x is not None
-        coefficients, _ = upper_coefficients(spec, _unit(spec.edge(spec.depth).width, weakest),
-                                             spec.depth, lo, hi)
+        costs = None if x is None else relaxation.chord_costs(lo, hi)
+
+        def coefficients():        # the weakest margin's back-substitution, when needed
+            return upper_coefficients(spec, _unit(spec.edge(spec.depth).width, weakest),
+                                      spec.depth, lo, hi)[0]
         if x is None:              # the LP failed: the corner the symbolic bound points to
-            x = np.where(coefficients[0] > 0, box.upper, box.lower)
+            x = np.where(coefficients()[0] > 0, box.upper, box.lower)
         if any(conjunctions[j].holds(net(x)) for j in np.flatnonzero(open_)):
             return x
-        return bound, open_, _branch(spec, coefficients, lo, hi,
-                                     relaxation.chord_costs(lo, hi) if solved else None)
+        return bound, open_, _branch(spec, lo, hi, costs, coefficients)
 
     heap, count, domains, stuck = [], 0, 0, False
     most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec))
@@ -160,25 +161,28 @@ def _unit(width: int, index: int) -> np.ndarray:
     return e
 
 
-def _branch(spec, coefficients, lo, hi, lp_costs: dict | None = None):
+def _branch(spec, lo, hi, lp_costs: dict | None, coefficients):
     """The unstable ReLU ``(layer, index)`` whose relaxation costs the bound most: by the
     domain LP's chord costs when it was solved (``DomainLP.chord_costs``), else, or when no
-    chord costs anything there, by the symbolic coefficient x chord height; when no score
-    is positive, the highest chord; None when every ReLU is decided."""
-    heights = {}
-    for m in range(1, spec.depth):
-        if spec.edge(m).relu:
-            l, u = lo[m], hi[m]
-            unstable = (l < 0) & (u > 0)
-            heights[m] = np.where(unstable, -u * l / np.where(unstable, u - l, 1.0), 0.0)
+    chord costs anything there, by the symbolic coefficient (``coefficients()``, per layer)
+    x chord height; when no score is positive, the highest chord; None when every ReLU is
+    decided."""
+    heights = {m: relu_chord(lo[m], hi[m])[1] for m in range(1, spec.depth)
+               if spec.edge(m).relu}
     if not any(h.any() for h in heights.values()):
         return None
-    symbolic = {m: np.abs(coefficients[m]) * h for m, h in heights.items()}
-    for scores in filter(None, (lp_costs, symbolic, heights)):
-        m = max(scores, key=lambda m: scores[m].max())
-        if scores[m].max() > 0:
-            return m, int(np.argmax(scores[m]))
-    return None
+    choice = _highest(lp_costs) if lp_costs else None
+    if choice is None:
+        back = coefficients()
+        choice = _highest({m: np.abs(back[m]) * h for m, h in heights.items()}) \
+            or _highest(heights)
+    return choice
+
+
+def _highest(scores: dict) -> tuple[int, int] | None:
+    """``(layer, index)`` of the largest score, or None when no score is positive."""
+    m = max(scores, key=lambda m: scores[m].max())
+    return (m, int(np.argmax(scores[m]))) if scores[m].max() > 0 else None
 
 
 def _fix(spec, box, lo, hi, fixed, neuron, active):

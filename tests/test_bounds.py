@@ -184,7 +184,7 @@ def test_lp_uses_the_pixel_budget_on_the_paper_network():
 def test_the_lp_encoding_of_a_set_attains_its_exact_range(k):
     """The LP's input variables (lp_bounds module docstring) give the set's exact range for
     a linear function: the convex hull, budget included."""
-    from compiler.analysis.lp_bounds import _Relaxation
+    from compiler.analysis.lp_bounds import TriangleLP
     rng = np.random.default_rng(k)
     n = 30
     x = rng.uniform(size=n)
@@ -192,7 +192,7 @@ def test_the_lp_encoding_of_a_set_attains_its_exact_range(k):
     sets = [SparseBox.around(x, 0.4, k, Domain.box(n)), Box.around(x, 0.4, Domain.box(n))]
     C, d = rng.normal(size=(6, n)), rng.normal(size=6)
     for s in sets:
-        model = _Relaxation(s, None)
+        model = TriangleLP(s, None)
         E, e = model.entering
         objective = sp.csr_matrix(C @ E)
         lo, hi = s.concretize(C, d)

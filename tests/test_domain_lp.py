@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 
 from compiler.analysis.bounds import layer_bounds
-from conftest import small_cnn
 from compiler.analysis.domain_lp import DomainLP
 from compiler.analysis.input_sets import Box
 from ir.layers import Linear, ReLU
 from ir.network import Network
-
-
-def tent() -> Network:
-    """``f(x) = relu(x) - 2 relu(x - 0.5)`` on ``[-1, 1]``: z = (x, x - 0.5)."""
-    return Network((Linear([[1.0], [1.0]], [0.0, -0.5]), ReLU(), Linear([[1.0, -2.0]], [0.0])),
-                   None, (1,), "tent")
+from conftest import small_cnn
+from tests.test_relu_split import tent
 
 
 def tent_lp():

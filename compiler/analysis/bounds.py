@@ -65,6 +65,16 @@ def pool_decisions(groups: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return winner, lows[rows, winner] >= highs.max(axis=1)
 
 
+def relu_chord(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron, ``(s, t)`` with ``relu(z) <= s z + t`` on ``[l, u]``, the tightest line:
+    the chord ``s = u / (u - l)``, ``t = -s l`` where ``l < 0 < u``; where the phase is
+    decided, the ReLU itself (``s = 1`` when ``l >= 0``, ``s = 0`` when ``u <= 0``; ``t = 0``).
+    ``t`` is also the chord's height over the ReLU at ``z = 0``."""
+    unstable = (l < 0) & (u > 0)
+    slope = np.where(unstable, u / np.where(unstable, u - l, 1.0), (l >= 0).astype(np.float64))
+    return slope, np.where(unstable, -slope * l, 0.0)
+
+
 def intersect(lo_a, hi_a, lo_b, hi_b):
     """The intersection of two sound bounds.  Where float rounding leaves the lower bound a
     hair above the upper one, both become the same value (each is sound up to rounding)."""

@@ -28,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from compiler.analysis.bounds import relu_chord
 from compiler.analysis.input_sets import Box
-from compiler.analysis.lp_bounds import SAFETY, _Relaxation
+from compiler.analysis.lp_bounds import SAFETY, TriangleLP
 
 
 class DomainLP:
@@ -39,7 +40,7 @@ class DomainLP:
     def __init__(self, net, box: Box, lower: dict, upper: dict):
         import highspy
         self.status = highspy.HighsModelStatus
-        self.model = model = _Relaxation(box, None)
+        self.model = model = TriangleLP(box, None)
         for k in range(1, net.depth):
             model.add_layer(net.edge(k), lower[k], upper[k])
         E, e = model.entering
@@ -63,13 +64,11 @@ class DomainLP:
             unstable, a, chords = self.model.relus[position]
             if not len(unstable):
                 continue
-            l, u = lo[unstable], hi[unstable]
-            open_ = (l < 0) & (u > 0)
-            slope = np.where(open_, u / np.where(open_, u - l, 1.0), (l >= 0).astype(float))
+            slope, intercept = relu_chord(lo[unstable], hi[unstable])
             h.changeColsBounds(len(a), a.astype(np.int32), np.zeros(len(a)),
-                               np.maximum(u, 0.0))
+                               np.maximum(hi[unstable], 0.0))
             h.changeRowsBounds(len(chords), chords.astype(np.int32),
-                               np.full(len(chords), -np.inf), np.where(open_, -slope * l, 0.0))
+                               np.full(len(chords), -np.inf), intercept)
             for row, col, value in zip(chords.tolist(), z[unstable].tolist(), (-slope).tolist()):
                 h.changeCoeff(row, col, value)
 
@@ -79,11 +78,7 @@ class DomainLP:
         not prove an optimum; None when it proves the domain empty."""
         model, h = self.model, self.model.h
         span = slice(self.objective.indptr[j], self.objective.indptr[j + 1])
-        cols = self.objective.indices[span].astype(np.int32)
-        if len(model.costed):
-            h.changeColsCost(len(model.costed), model.costed, np.zeros(len(model.costed)))
-        h.changeColsCost(len(cols), cols, self.objective.data[span].astype(np.float64))
-        model.costed = cols
+        model.set_costs(self.objective.indices[span], self.objective.data[span])
         h.run()
         status = h.getModelStatus()
         if status == self.status.kInfeasible:
@@ -104,9 +99,7 @@ class DomainLP:
         costs = {}
         for position, (unstable, _, chords) in self.model.relus.items():
             k = position + 1
-            l, u = lower[k][unstable], upper[k][unstable]
-            open_ = (l < 0) & (u > 0)
-            intercept = np.where(open_, -u * l / np.where(open_, u - l, 1.0), 0.0)
+            _, intercept = relu_chord(lower[k][unstable], upper[k][unstable])
             score = np.zeros(len(lower[k]))
             score[unstable] = np.abs(duals[chords]) * intercept
             costs[k] = score

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.highs import new_highs
-from compiler.analysis.bounds import activation_interval, intersect, pool_decisions
+from compiler.analysis.bounds import activation_interval, intersect, pool_decisions, relu_chord
 from compiler.analysis.input_sets import Box, SparseBox
 from compiler.analysis.symbolic import layer_symbolic, symbolic_bounds
 
@@ -60,7 +60,7 @@ def lp_bounds(net, input_set, start: int = 0, time_budget: float | None = None,
     """
     lower, upper = symbolic_bounds(net, input_set, start, relu_lower)
     deadline = None if time_budget is None else time.perf_counter() + time_budget
-    model = _Relaxation(input_set, deadline)
+    model = TriangleLP(input_set, deadline)
     solved: dict[int, int] = {}
     tightened = False
     for k in range(start + 1, net.depth + 1):
@@ -90,9 +90,11 @@ def _undecided(edge, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.arange(len(lo))
 
 
-class _Relaxation:
-    """The growing LP.  ``entering`` = ``(E, e)``: the values entering the next edge-layer
-    are ``E y + e`` for the LP columns ``y`` (``E`` CSR over the columns so far)."""
+class TriangleLP:
+    """The growing LP (also moved from domain to domain by ``domain_lp.DomainLP``).
+    ``entering`` = ``(E, e)``: the values entering the next edge-layer are ``E y + e`` for
+    the LP columns ``y`` (``E`` CSR over the columns so far); ``inputs`` the same for the
+    input."""
 
     def __init__(self, input_set, deadline: float | None):
         import highspy
@@ -177,14 +179,19 @@ class _Relaxation:
                 lo[j], hi[j] = new
         return proved
 
-    def _minimize(self, cols: np.ndarray, costs: np.ndarray) -> float | None:
-        """The proved optimum of ``min costs . y[cols]``, or None."""
+    def set_costs(self, cols: np.ndarray, costs: np.ndarray) -> None:
+        """The objective ``costs . y[cols]`` (the columns costed before go back to 0)."""
         h = self.h
         if len(self.costed):
             h.changeColsCost(len(self.costed), self.costed, np.zeros(len(self.costed)))
         cols = cols.astype(np.int32)
         h.changeColsCost(len(cols), cols, np.asarray(costs, dtype=np.float64))
         self.costed = cols
+
+    def _minimize(self, cols: np.ndarray, costs: np.ndarray) -> float | None:
+        """The proved optimum of ``min costs . y[cols]``, or None."""
+        h = self.h
+        self.set_costs(cols, costs)
         if self.deadline is not None:
             left = self.deadline - time.perf_counter()
             if left <= 0:
@@ -197,13 +204,13 @@ class _Relaxation:
         return float(h.getInfo().objective_function_value)
 
 
-def _encode_box(model: _Relaxation, box: Box):
+def _encode_box(model: TriangleLP, box: Box):
     free = np.flatnonzero(box.upper > box.lower)       # fixed coordinates are constants
     x = model.add_cols(box.lower[free], box.upper[free])
     return model.columns(box.n, free, x), np.where(box.upper > box.lower, 0.0, box.lower)
 
 
-def _encode_sparse_box(model: _Relaxation, s: SparseBox):
+def _encode_sparse_box(model: TriangleLP, s: SparseBox):
     up, down = s.upper - s.center, s.center - s.lower
     moves_up, moves_down = np.flatnonzero(up > 0), np.flatnonzero(down > 0)
     p, q = model.add_cols(np.zeros(len(moves_up)), up[moves_up]), \
@@ -215,25 +222,25 @@ def _encode_sparse_box(model: _Relaxation, s: SparseBox):
     return sp.csr_matrix(entering), s.center
 
 
-def _relu_rows(model: _Relaxation, edge, z: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+def _relu_rows(model: TriangleLP, edge, z: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """Triangle rows for the unstable ReLUs; the selection of ``a`` as columns."""
     unstable = np.flatnonzero((lo < 0) & (hi > 0))
     active = np.flatnonzero(lo >= 0)
     a = model.add_cols(np.zeros(len(unstable)), hi[unstable])
     n = len(unstable)
-    slope = hi[unstable] / (hi[unstable] - lo[unstable])
+    slope, intercept = relu_chord(lo[unstable], hi[unstable])
     rows = np.tile(np.arange(n), 2)
     cols = np.concatenate([a, z[unstable]])
     # a - z >= 0
     model.add_rows(rows, cols, np.concatenate([np.ones(n), -np.ones(n)]), 0.0, np.inf, n)
     # a - s z <= -s l
     chords = model.add_rows(rows, cols, np.concatenate([np.ones(n), -slope]), -np.inf,
-                            -slope * lo[unstable], n)
+                            intercept, n)
     model.relus[len(model.z_cols) - 1] = (unstable, a, chords)
     return model.columns(len(z), np.concatenate([active, unstable]), np.concatenate([z[active], a]))
 
 
-def _maxpool_rows(model: _Relaxation, edge, z: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+def _maxpool_rows(model: TriangleLP, edge, z: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """``m >= z_i`` rows for the undecided windows; decided ones select their winner."""
     groups = edge.groups
     winner, decided = pool_decisions(groups, lo, hi)

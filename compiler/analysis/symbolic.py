@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from common.errors import NetworkError
 from compiler.analysis.bounds import (activation_interval, interval_step, intersect,
-                                      pool_decisions)
+                                      pool_decisions, relu_chord)
 
 RELU_LOWER = ("area", "parallel")
 
@@ -159,11 +159,9 @@ def _compact(lam):
 
 def _relu_relaxation(edge, l, u, relu_lower) -> _Relaxation:
     unstable = (l < 0) & (u > 0)
-    chord = np.where(unstable, u / np.where(unstable, u - l, 1.0), 0.0)
-    active = (l >= 0).astype(np.float64)
-    alpha = (u > -l).astype(np.float64) if relu_lower == "area" else chord
-    return _Relaxation(np.where(unstable, alpha, active), np.zeros(len(l)),
-                       np.where(unstable, chord, active), np.where(unstable, -chord * l, 0.0),
+    slope, intercept = relu_chord(l, u)
+    alpha = (u > -l).astype(np.float64) if relu_lower == "area" else slope
+    return _Relaxation(np.where(unstable, alpha, slope), np.zeros(len(l)), slope, intercept,
                        None, len(l))
 
 
