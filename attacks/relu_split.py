@@ -68,20 +68,21 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
     everything = np.ones(len(conjunctions), bool)
     relaxation = DomainLP(spec, box, root.lower, root.upper)
 
-    def assess(lo, hi, open_):
-        """A domain's fate, as soon as it is made (its LP then starts from its sibling's or
-        parent's basis): None when done; a counterexample; or ``(its bound, its conjunctions
-        still open, the ReLU to split there, None when every one is fixed)``."""
+    def assess(lo, hi, open_, basis):
+        """A domain's fate, as soon as it is made (its LP starts from its parent's optimal
+        basis): None when done; a counterexample; or ``(its bound, its conjunctions still
+        open, the ReLU to split there or None when every one is fixed, its LP's basis)``."""
         blocked = np.zeros(len(conjunctions), bool)
         np.logical_or.at(blocked, owner, hi[spec.depth] < -tolerance)
         open_ = open_ & ~blocked
         if not open_.any():
             return None
-        outcome = _refute(spec, owner, relaxation, lo, hi, open_, tolerance)
+        outcome = _refute(spec, owner, relaxation, lo, hi, open_, tolerance, basis)
         if outcome is None:        # every open conjunction refuted, or no input reaches here
             return None
         bound, weakest, x = outcome
         costs = None if x is None else relaxation.chord_costs(lo, hi)
+        solved = None if x is None else relaxation.basis()
 
         def coefficients():        # the weakest margin's back-substitution, when needed
             return upper_coefficients(spec, _unit(spec.edge(spec.depth).width, weakest),
@@ -90,36 +91,36 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
             x = np.where(coefficients()[0] > 0, box.upper, box.lower)
         if any(conjunctions[j].holds(net(x)) for j in np.flatnonzero(open_)):
             return x
-        return bound, open_, _branch(spec, lo, hi, costs, coefficients)
+        return bound, open_, _branch(spec, lo, hi, costs, coefficients), solved
 
     heap, count, domains, stuck = [], 0, 0, False
-    most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec))
-    made = [(root.lower, root.upper, {}, everything)]
+    most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec, relaxation))
+    made = [(root.lower, root.upper, {}, everything, None)]
     while True:
-        for lo, hi, fixed, open_ in made:
+        for lo, hi, fixed, open_, basis in made:
             if deadline is not None and time.perf_counter() >= deadline:
                 return "timeout", domains
             domains += 1
-            assessed = assess(lo, hi, open_)
+            assessed = assess(lo, hi, open_, basis)
             if assessed is None:
                 continue
             if isinstance(assessed, np.ndarray):
                 return "sat", assessed
-            bound, still_open, neuron = assessed
+            bound, still_open, neuron, solved = assessed
             if neuron is None:
                 # Every ReLU fixed: the LP is the network on the domain (unless a max-pool
                 # window is undecided), so its best point, judged in assess, is the
                 # network's (up to rounding).
                 stuck = True       # a margin near 0, an undecided max pool, or an LP failed
                 continue
-            heapq.heappush(heap, (-bound, count, lo, hi, fixed, still_open, neuron))
+            heapq.heappush(heap, (-bound, count, lo, hi, fixed, still_open, neuron, solved))
             count += 1
         if not heap:
             break
         if len(heap) > most:
             return f"more than {most} open domains (the memory limit)", domains
-        _, _, lo, hi, fixed, open_, neuron = heapq.heappop(heap)
-        made = [child + (open_,) for child in (_fix(spec, box, lo, hi, fixed, neuron, active)
+        _, _, lo, hi, fixed, open_, neuron, basis = heapq.heappop(heap)
+        made = [child + (open_, basis) for child in (_fix(spec, box, lo, hi, fixed, neuron, active)
                                                for active in (True, False))
                 if child is not None]
     if stuck:
@@ -127,14 +128,14 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
     return "proved", domains
 
 
-def _refute(spec, owner, relaxation: DomainLP, lo, hi, open_, tolerance):
+def _refute(spec, owner, relaxation: DomainLP, lo, hi, open_, tolerance, basis=None):
     """Bound the open conjunctions' weakest margins again, hardest first, by the LP of the
-    domain.  None when every one is refuted or the LP proves the domain empty; else, for
+    domain (starting from ``basis`` when given).  None when every one is refuted or the LP proves the domain empty; else, for
     the first that is not, ``(its bound, its margin's index, the input reaching the LP's
     optimum or None)``.  ``open_`` is updated in place."""
     margin_upper = hi[spec.depth]
     order = sorted(np.flatnonzero(open_), key=lambda j: -np.min(margin_upper[owner == j]))
-    relaxation.restrict(lo, hi)
+    relaxation.restrict(lo, hi, basis)
     for j in order:
         rows = np.flatnonzero(owner == j)
         weakest = int(rows[np.argmin(margin_upper[rows])])
@@ -149,10 +150,11 @@ def _refute(spec, owner, relaxation: DomainLP, lo, hi, open_, tolerance):
     return None
 
 
-def _domain_bytes(spec) -> int:
+def _domain_bytes(spec, relaxation: DomainLP) -> int:
     """An open domain's own arrays, at most: its bounds of every layer above the input (a
-    child copies those above its split)."""
-    return 16 * sum(spec.widths()[1:]) + 1024
+    child copies those above its split) and its LP's basis (a byte per column and row)."""
+    return 16 * sum(spec.widths()[1:]) + relaxation.model.n_cols + relaxation.model.n_rows \
+        + 1024
 
 
 def _unit(width: int, index: int) -> np.ndarray:

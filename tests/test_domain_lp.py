@@ -106,3 +106,33 @@ def test_domain_bounds_hold_on_10000_samples_with_phases_fixed(make, seed, radiu
             assert np.all(outputs[:, j] <= bound + 1e-9)
             assert bound <= root.upper[net.depth][j] + 1e-6
             assert np.all(x >= box.lower) and np.all(x <= box.upper)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_domain_started_from_its_parents_basis_has_the_optimum_of_a_fresh_lp(seed):
+    """The warm start changes where the simplex starts, not where it ends: each domain with
+    one unstable ReLU fixed, started from the box's optimal basis, reaches the optimum a new
+    LP of that domain reaches."""
+    net = random_dense(seed)
+    box = Box(-np.ones(3), np.ones(3))
+    root = layer_bounds(net, box, "lp")
+    warm = DomainLP(net, box, root.lower, root.upper)
+    warm.maximize(0)
+    parent = warm.basis()
+    k = next(e.index for e in net.edges if e.relu)
+    compared = 0
+    for j in np.flatnonzero((root.lower[k] < 0) & (root.upper[k] > 0)):
+        for side in (0, 1):
+            lower, upper = dict(root.lower), dict(root.upper)
+            lower[k], upper[k] = root.lower[k].copy(), root.upper[k].copy()
+            (lower if side else upper)[k][j] = 0.0
+            warm.restrict(lower, upper, parent)
+            cold = DomainLP(net, box, root.lower, root.upper)
+            cold.restrict(lower, upper)
+            for out in range(net.n_outputs):
+                expected, started = cold.maximize(out), warm.maximize(out)
+                assert (expected is None) == (started is None)
+                if expected is not None:
+                    assert started[0] == pytest.approx(expected[0], abs=1e-7)
+                    compared += 1
+    assert compared >= 4

@@ -12,6 +12,7 @@ import pytest
 from attacks.input_split import spec_network
 from attacks.relu_split import relu_split_search
 from compiler.analysis.bounds import layer_bounds
+from compiler.analysis.domain_lp import DomainLP
 from compiler.analysis.input_sets import Box
 from ir.layers import Linear, ReLU
 from ir.network import Network
@@ -100,7 +101,10 @@ def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
     import attacks.relu_split as relu_split
     net = two_input_net(0)                 # about 140 domains to prove from LP bounds
     spec, _ = spec_network(net, [at_least(0.0)])
-    monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 5 * relu_split._domain_bytes(spec))
+    box = Box(LOWER, UPPER)
+    root = layer_bounds(spec, box, "lp")
+    per_domain = relu_split._domain_bytes(spec, DomainLP(spec, box, root.lower, root.upper))
+    monkeypatch.setattr(relu_split, "DOMAIN_MEMORY", 5 * per_domain)
     outcome, domains = relu_split_search(net, LOWER, UPPER, [at_least(grid_max(net) + 0.02)],
                                          None, 1e-6, "lp")
     assert outcome == "more than 5 open domains (the memory limit)" and domains > 5
