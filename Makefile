@@ -20,8 +20,10 @@ demo: setup
 	$(BIN)/netpatch attack examples/digits/digits_mlp.keras --data examples/digits/digits_test.npz \
 		--limit 20 --linf 1 --max-pixels 10 --out runs/demo --jobs 2
 
+# Two test processes (pytest-xdist): about 55 s instead of 100 s on a 2-core machine.
+TEST_WORKERS ?= 2
 test: setup-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
