@@ -52,15 +52,21 @@ EMPTY = 1e-9               # a fixed phase this far on the wrong side: the domai
 
 def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
                       conjunctions: list[Conjunction], deadline: float | None,
-                      tolerance: float, bounds: str = "lp", max_free: int | None = None):
+                      tolerance: float, bounds: str = "lp", max_free: int | None = None,
+                      hidden: tuple[dict, dict] | None = None):
     """``("proved", domains)``, ``("sat", x)`` (the float64 network meets a conjunction at x,
     inside the box), or ``(why undecided, domains)``; undecided at once when the box's
-    ``bounds`` leave more than ``max_free`` ReLUs and max-pool windows undecided."""
+    ``bounds`` leave more than ``max_free`` ReLUs and max-pool windows undecided.
+    ``hidden``: bounds of the network's hidden layers over the box, already computed (any
+    method), to start the box's bounds from."""
     spec, owner = spec_network(net, conjunctions)
     box = Box(lower, upper)
+    known = hidden
     for method in dict.fromkeys(("symbolic", bounds)):    # the cheap count first
         left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
-        root = layer_bounds(spec, box, method, time_budget=None if left is None else left / 4)
+        root = layer_bounds(spec, box, method, time_budget=None if left is None else left / 4,
+                            known=known)
+        known = root.lower, root.upper
         free = sum(root.unstable.values()) + sum(root.undecided.values())
         if max_free is not None and free > max_free:
             return (f"too large for ReLU splitting: {free} phases undecided by {method} "

@@ -98,6 +98,7 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if not pairs:
         return Verdict("unsat", stage="property", reason="no input box is non-empty")
     rng = np.random.default_rng(seed)
+    hidden = {}      # per input box: its hidden layers' bounds, computed once (the margin bounds)
     everything = [(i, case, conj) for i, (case, conj) in enumerate(pairs)]
     if strategy in ("auto", "direct"):           # a short ascent first: most sat ends here
         found = _ascend(net, everything, clock, rng, QUICK_STEPS, QUICK_SECONDS)
@@ -106,8 +107,8 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy in ("auto", "exact"):
         open_pairs = []       # per box, in one pass: the margin bounds of its conjunctions
         for case, mine in _by_box(everything):
-            margins = margin_upper_bounds(net, case.lower, case.upper,
-                                          [conj for _, _, conj in mine], bounds, clock)
+            margins, hidden[id(case)] = margin_upper_bounds(
+                net, case.lower, case.upper, [conj for _, _, conj in mine], bounds, clock)
             open_pairs += [pair for pair, margin in zip(mine, margins)
                            if not np.any(margin < -PROOF_TOLERANCE)]
         if not open_pairs:
@@ -143,7 +144,7 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         return Verdict("unknown", stage="falsification",
                        reason=f"{strategy} found no counterexample (a heuristic proves nothing)")
     split_notes = []
-    for stage, search, unit, source in _splitters(bounds):
+    for stage, search, unit, source in _splitters(bounds, hidden):
         found, open_pairs, count, notes = _split(net, open_pairs, clock, stage, search, unit)
         split_notes += notes
         if found is not None:
@@ -153,7 +154,8 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
                                                         f"proved ({count} {unit} {source})")
     undecided, cache = [], {}
     for i, case, conj in open_pairs:
-        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache)
+        outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache,
+                        hidden.get(id(case)))
         if isinstance(outcome, np.ndarray):
             return _sat(net, outcome, "exact MILP")
         if outcome != "proved":
@@ -198,12 +200,13 @@ def _ascend(net, open_pairs, clock: _Clock, rng, steps: int, seconds: float):
     return None
 
 
-def _splitters(bounds: str):
+def _splitters(bounds: str, hidden: dict):
     """The branch and bound stages, in order: ``(stage, search, what its count counts, where
     their bounds come from)``.
     Each search takes ``(net, case, conjunctions, deadline)`` and returns
     ``("proved" | "sat" | why undecided, count or counterexample)``, or None when the box is
-    not its kind (input splitting: more than ``MAX_FREE_INPUTS`` inputs vary)."""
+    not its kind (input splitting: more than ``MAX_FREE_INPUTS`` inputs vary).  ReLU splitting
+    starts from the box's ``hidden`` bounds when they were computed."""
     def inputs(net, case, conjunctions, deadline):
         if int(np.sum(case.upper > case.lower)) > MAX_FREE_INPUTS:
             return None
@@ -212,7 +215,7 @@ def _splitters(bounds: str):
 
     def relus(net, case, conjunctions, deadline):
         return relu_split_search(net, case.lower, case.upper, conjunctions, deadline,
-                                 PROOF_TOLERANCE, "lp", MAX_FREE_PHASES)
+                                 PROOF_TOLERANCE, "lp", MAX_FREE_PHASES, hidden.get(id(case)))
 
     return (("input splitting", inputs, "boxes", f"bounded by {bounds} bounds"),
             ("ReLU splitting", relus, "domains", "bounded from LP bounds"))
@@ -330,29 +333,34 @@ def margin_upper_bounds(net, lower, upper, conjunctions, bounds: str, clock: _Cl
     """The cheap proof first: every constraint margin of the conjunctions as one more linear
     layer on the network (``attacks.input_split.spec_network``), bounded over the box in one
     pass (symbolic bounds back-substitute through it, so each bound is of the margin itself,
-    not of the outputs one by one).  Per conjunction, the upper bounds of its margins: one
-    below ``-PROOF_TOLERANCE`` can never be met."""
+    not of the outputs one by one).  Per conjunction, the upper bounds of its margins (one
+    below ``-PROOF_TOLERANCE`` can never be met); and the bounds of the hidden layers (every
+    edge-layer but the last, the same for any conjunction), or None."""
     if not any(conj.constraints for conj in conjunctions):
-        return [np.zeros(0) for _ in conjunctions]
+        return [np.zeros(0) for _ in conjunctions], None
     spec, owner = spec_network(net, conjunctions)
     left = clock.left()
     analysis = layer_bounds(spec, Box(lower, upper), bounds,
                             time_budget=None if left is None else left / 4)
     upper_bounds = analysis.upper[spec.depth]
-    return [upper_bounds[owner == position] for position in range(len(conjunctions))]
+    hidden = tuple({k: side[k] for k in range(1, spec.depth)}
+                   for side in (analysis.lower, analysis.upper))
+    return [upper_bounds[owner == position] for position in range(len(conjunctions))], hidden
 
 
 def exact(net, lower, upper, conj: Conjunction, clock: _Clock, backend: str, bounds: str,
-          cache: dict | None = None):
+          cache: dict | None = None, hidden: tuple[dict, dict] | None = None):
     """A confirmed counterexample, "proved" (none exists), or why it is undecided, for a
     pair the margin bounds left open.
 
     The feasibility question "margin >= -PROOF_TOLERANCE": infeasible proves that no
     input of the box meets the conjunction.  A solution that the float64 re-simulation does
     not confirm (it meets the margin only within the solver's tolerance) is asked again
-    with the margin ``CONFIRM_MARGIN``; if that is infeasible the pair stays undecided."""
+    with the margin ``CONFIRM_MARGIN``; if that is infeasible the pair stays undecided.
+    ``hidden``: bounds of the hidden layers over the box already computed, to start from."""
     left = clock.left()
-    analysis = box_bounds(net, lower, upper, bounds, None if left is None else left / 4, cache)
+    analysis = box_bounds(net, lower, upper, bounds, None if left is None else left / 4, cache,
+                          hidden)
     free = sum(analysis.unstable.values()) + sum(analysis.undecided.values())
     if free > MAX_FREE_PHASES:
         return (f"too large for the exact MILP: {free} phases undecided by {bounds} bounds "

@@ -359,6 +359,39 @@ def test_sound_from_a_hidden_layer(mnist):
     assert_nested(results["lp"], results["symbolic"], "lp in symbolic")
 
 
+@pytest.mark.parametrize("which", ["6x50", "small_cnn"])
+def test_known_hidden_bounds_are_kept_and_the_layers_above_start_from_them(which, request):
+    """Symbolic bounds given the hidden layers' bounds of an earlier analysis: with the
+    symbolic ones they are today's symbolic bounds exactly; with the (tighter) LP ones they
+    keep those and bound the last layer soundly, no looser than symbolic alone.  The CNN's
+    max pools have bounds of their inputs (more values than the layer puts out)."""
+    if which == "6x50":
+        mnist = request.getfixturevalue("mnist")
+        net = mnist["6x50"]
+        box = Box.around(mnist["x"][3], 0.01, net.domain)
+    else:
+        net = small_cnn(0)
+        box = Box.around(np.random.default_rng(2).uniform(size=net.n_inputs), 0.1, net.domain)
+    hidden = lambda b: tuple({k: side[k] for k in range(1, net.depth)}   # noqa: E731
+                             for side in (b.lower, b.upper))
+    symbolic, lp = layer_bounds(net, box, "symbolic"), layer_bounds(net, box, "lp")
+    again = layer_bounds(net, box, "symbolic", known=hidden(symbolic))
+    for k in symbolic.lower:
+        np.testing.assert_array_equal(again.lower[k], symbolic.lower[k])
+        np.testing.assert_array_equal(again.upper[k], symbolic.upper[k])
+    started = layer_bounds(net, box, "symbolic", known=hidden(lp))
+    for k in range(1, net.depth):
+        np.testing.assert_array_equal(started.lower[k], lp.lower[k])
+        np.testing.assert_array_equal(started.upper[k], lp.upper[k])
+    trace = net.simulate(box.sample(SAMPLES, np.random.default_rng(14)))
+    for k in started.lower:
+        assert_inside(trace.pre[k], started.lower[k], started.upper[k], f"layer {k}")
+    assert_nested(started, symbolic, "started from LP hidden bounds in symbolic")
+    top = net.depth
+    assert np.sum(started.upper[top] - started.lower[top]) \
+        < np.sum(symbolic.upper[top] - symbolic.lower[top])
+
+
 # ---- the LP's time budget ----------------------------------------------------------------
 
 def test_lp_without_time_keeps_the_symbolic_bounds(mnist):

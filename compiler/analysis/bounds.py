@@ -156,7 +156,8 @@ class LayerBounds:
 
 
 def layer_bounds(net, input_set, method: str = "interval", start: int = 0,
-                 time_budget: float | None = None, relu_lower: str = "area") -> LayerBounds:
+                 time_budget: float | None = None, relu_lower: str = "area",
+                 known: tuple[dict, dict] | None = None) -> LayerBounds:
     """Bounds of every pre-activation above edge-layer ``start`` (see the module docstring).
 
     ``input_set`` (``Box``, ``SparseBox``) holds the values entering edge-layer start+1: the
@@ -164,6 +165,9 @@ def layer_bounds(net, input_set, method: str = "interval", start: int = 0,
     (a caller holding bounds on ``z_start`` passes ``Box(*activation_interval(...))``).
     ``relu_lower`` picks the lower relaxation of unstable ReLUs for ``symbolic`` and ``lp``
     (``compiler.analysis.symbolic``); ``time_budget`` (seconds) caps the LP stage of ``lp``.
+    ``known`` = ``(lower, upper)``: bounds of edge-layers start+1..m that hold over the set,
+    from an earlier analysis of any method; ``symbolic`` and ``lp`` keep them and start from
+    them (``interval`` ignores them).
     """
     if method not in METHODS:
         raise NetworkError(f"unknown bounds method {method!r}; use one of {METHODS}")
@@ -180,10 +184,10 @@ def layer_bounds(net, input_set, method: str = "interval", start: int = 0,
         lower, upper = interval_bounds(net, input_set, start)
     elif method == "symbolic":
         from compiler.analysis.symbolic import symbolic_bounds
-        lower, upper = symbolic_bounds(net, input_set, start, relu_lower)
+        lower, upper = symbolic_bounds(net, input_set, start, relu_lower, known)
     else:
         from compiler.analysis.lp_bounds import lp_bounds
-        lower, upper, solved = lp_bounds(net, input_set, start, time_budget, relu_lower)
+        lower, upper, solved = lp_bounds(net, input_set, start, time_budget, relu_lower, known)
     seconds = time.perf_counter() - t0
     unstable, undecided = {}, {}
     for k in lower:

@@ -54,11 +54,13 @@ SAFETY = 1e-7
 
 
 def lp_bounds(net, input_set, start: int = 0, time_budget: float | None = None,
-              relu_lower: str = "area"):
+              relu_lower: str = "area", known: tuple[dict, dict] | None = None):
     """``(lower, upper, solved)``: dicts keyed by edge-layer k = start+1..L; ``solved[k]``
     counts the LPs proved optimal for layer k (layers the budget never reached have no entry).
+    ``known``: sound bounds of the first layers to start from instead of their symbolic
+    bounds (``symbolic_bounds``).
     """
-    lower, upper = symbolic_bounds(net, input_set, start, relu_lower)
+    lower, upper = symbolic_bounds(net, input_set, start, relu_lower, known)
     deadline = None if time_budget is None else time.perf_counter() + time_budget
     model = TriangleLP(input_set, deadline)
     solved: dict[int, int] = {}

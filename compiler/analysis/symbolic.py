@@ -48,15 +48,31 @@ from compiler.analysis.bounds import (activation_interval, interval_step, inters
 RELU_LOWER = ("area", "parallel")
 
 
-def symbolic_bounds(net, input_set, start: int = 0, relu_lower: str = "area"):
-    """``(lower, upper)``, dicts keyed by edge-layer k = start+1..L (module docstring)."""
+def symbolic_bounds(net, input_set, start: int = 0, relu_lower: str = "area",
+                    known: tuple[dict, dict] | None = None):
+    """``(lower, upper)``, dicts keyed by edge-layer k = start+1..L (module docstring).
+    ``known``: bounds that hold over the set for edge-layers start+1..m (any method); they are
+    kept, and only the layers above m are computed."""
     if relu_lower not in RELU_LOWER:
         raise NetworkError(f"unknown ReLU lower relaxation {relu_lower!r}; use one of "
                            f"{RELU_LOWER}")
+    lower, upper = _known_prefix(net, start, known)
+    for k in range(start + 1 + len(lower), net.depth + 1):
+        lower[k], upper[k] = layer_symbolic(net, input_set, start, k, lower, upper, relu_lower)
+    return lower, upper
+
+
+def _known_prefix(net, start: int, known: tuple[dict, dict] | None) -> tuple[dict, dict]:
+    """Copies of the known bounds of edge-layers start+1, start+2, ... as far as they go
+    without a gap."""
     lower: dict[int, np.ndarray] = {}
     upper: dict[int, np.ndarray] = {}
-    for k in range(start + 1, net.depth + 1):
-        lower[k], upper[k] = layer_symbolic(net, input_set, start, k, lower, upper, relu_lower)
+    if known is None:
+        return lower, upper
+    k = start + 1
+    while k <= net.depth and k in known[0] and len(known[0][k]) == net.edge(k).linear.n_out:
+        lower[k], upper[k] = known[0][k].copy(), known[1][k].copy()
+        k += 1
     return lower, upper
 
 

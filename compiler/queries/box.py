@@ -62,13 +62,16 @@ def _margin_rows(b: ProblemBuilder, name: str, target: Conjunction, lhs_rows, va
 
 
 def box_bounds(net, lower: np.ndarray, upper: np.ndarray, bounds: str = "symbolic",
-               time_budget: float | None = None, cache: dict | None = None):
-    """``layer_bounds`` over the box, computed once per box and method when given a
-    ``cache`` (a dict the caller keeps)."""
+               time_budget: float | None = None, cache: dict | None = None,
+               known: tuple[dict, dict] | None = None):
+    """``layer_bounds`` over the box (starting from the ``known`` bounds of its first layers,
+    when given), computed once per box and method when given a ``cache`` (a dict the caller
+    keeps)."""
     key = (bounds, np.asarray(lower, float).tobytes(), np.asarray(upper, float).tobytes())
     analysis = None if cache is None else cache.get(key)
     if analysis is None:
-        analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget)
+        analysis = layer_bounds(net, Box(lower, upper), bounds, time_budget=time_budget,
+                                known=known)
         if cache is not None:
             cache[key] = analysis
     return analysis
