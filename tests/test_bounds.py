@@ -34,6 +34,13 @@ def assert_inside(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, what
         f"{what}: {int(below.sum())} values below and {int(above.sum())} above their bounds")
 
 
+def assert_same(these, those, layers) -> None:
+    """The two analyses' bounds are equal on every edge-layer of ``layers``."""
+    for k in layers:
+        np.testing.assert_array_equal(these.lower[k], those.lower[k])
+        np.testing.assert_array_equal(these.upper[k], those.upper[k])
+
+
 def assert_nested(inner, outer, what: str) -> None:
     for k in outer.lower:
         assert np.all(inner.lower[k] >= outer.lower[k] - 1e-9), (what, k)
@@ -376,13 +383,9 @@ def test_known_hidden_bounds_are_kept_and_the_layers_above_start_from_them(which
                              for side in (b.lower, b.upper))
     symbolic, lp = layer_bounds(net, box, "symbolic"), layer_bounds(net, box, "lp")
     again = layer_bounds(net, box, "symbolic", known=hidden(symbolic))
-    for k in symbolic.lower:
-        np.testing.assert_array_equal(again.lower[k], symbolic.lower[k])
-        np.testing.assert_array_equal(again.upper[k], symbolic.upper[k])
+    assert_same(again, symbolic, symbolic.lower)
     started = layer_bounds(net, box, "symbolic", known=hidden(lp))
-    for k in range(1, net.depth):
-        np.testing.assert_array_equal(started.lower[k], lp.lower[k])
-        np.testing.assert_array_equal(started.upper[k], lp.upper[k])
+    assert_same(started, lp, range(1, net.depth))
     trace = net.simulate(box.sample(SAMPLES, np.random.default_rng(14)))
     for k in started.lower:
         assert_inside(trace.pre[k], started.lower[k], started.upper[k], f"layer {k}")
@@ -400,9 +403,7 @@ def test_lp_without_time_keeps_the_symbolic_bounds(mnist):
     symbolic = layer_bounds(net, s, "symbolic")
     lp = layer_bounds(net, s, "lp", time_budget=0.0)
     assert lp.lp_solved == {}
-    for k in symbolic.lower:
-        np.testing.assert_array_equal(lp.lower[k], symbolic.lower[k])
-        np.testing.assert_array_equal(lp.upper[k], symbolic.upper[k])
+    assert_same(lp, symbolic, symbolic.lower)
 
 
 def test_lp_stopped_early_is_sound_and_symbolic_above_where_it_stopped(mnist):
@@ -415,9 +416,7 @@ def test_lp_stopped_early_is_sound_and_symbolic_above_where_it_stopped(mnist):
     assert lp.seconds < symbolic.seconds + 1.0 + 3.0
     reached = max(lp.lp_solved)
     assert reached < net.depth and lp.lp_solved[2] > 0
-    for k in range(reached + 1, net.depth + 1):
-        np.testing.assert_array_equal(lp.lower[k], symbolic.lower[k])
-        np.testing.assert_array_equal(lp.upper[k], symbolic.upper[k])
+    assert_same(lp, symbolic, range(reached + 1, net.depth + 1))
     trace = net.simulate(s.sample(SAMPLES, np.random.default_rng(13)))
     for k in lp.lower:
         assert_inside(trace.pre[k], lp.lower[k], lp.upper[k], f"layer {k}")
