@@ -343,8 +343,10 @@ def margin_upper_bounds(net, lower, upper, conjunctions, bounds: str, clock: _Cl
     analysis = layer_bounds(spec, Box(lower, upper), bounds,
                             time_budget=None if left is None else left / 4)
     upper_bounds = analysis.upper[spec.depth]
-    hidden = tuple({k: side[k] for k in range(1, spec.depth)}
-                   for side in (analysis.lower, analysis.upper))
+    # Interval bounds are not worth keeping: the symbolic ones later stages compute are
+    # tighter, and cost little more.
+    hidden = None if bounds == "interval" else tuple(
+        {k: side[k] for k in range(1, spec.depth)} for side in (analysis.lower, analysis.upper))
     return [upper_bounds[owner == position] for position in range(len(conjunctions))], hidden
 
 
