@@ -45,6 +45,11 @@ from ir.property import Conjunction
 Candidate = tuple[str, int | None, Conjunction, "np.ndarray | StageFailure"]
 
 
+def _towards(target_class: int | None) -> str:
+    """A stage's target, when it has one (a property given as constraints has none)."""
+    return "" if target_class is None else f", target class {target_class}"
+
+
 def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator[Candidate]:
     """Yield ``(tier, target_class, property, answer)`` in search order, one per patch mode
     and target class; ``answer`` is an input to validate or the StageFailure that ended it."""
@@ -53,10 +58,10 @@ def dnc_search(net, x, candidates, config: AttackConfig, work: Work) -> Iterator
     for position, (tier, dnc) in enumerate(patch_tiers(config.dnc)):      # 1. patch mode
         if position == 1 and config.dnc.grow and config.max_pixels:
             for target_class, conj in candidates:                          # 5.
-                work.stage(f"dnc growing search, target class {target_class}")
+                work.stage(f"dnc growing search{_towards(target_class)}")
                 yield "grow", target_class, conj, grown(net, x, conj, config, work)
         for target_class, conj in candidates:                              # 2. target class
-            work.stage(f"dnc {tier} patches, target class {target_class}")
+            work.stage(f"dnc {tier} patches{_towards(target_class)}")
             answer, failure = None, None
             for schedule in cut_schedules(net.depth, dnc.cuts, first):     # 3. cut schedule
                 try:

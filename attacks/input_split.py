@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from attacks.pgd import input_gradients, slack_rows
+from attacks.work import paced
 from compiler.analysis.bounds import layer_bounds
 from compiler.analysis.input_sets import Box
 from ir.layers import Linear
@@ -52,7 +53,9 @@ def split_search(net, lower: np.ndarray, upper: np.ndarray, conjunctions: list[C
     spec, owner = spec_network(net, conjunctions)
     everything = np.ones(len(conjunctions), bool)
     heap, count, boxes = [(-np.inf, 0, lower, upper, everything)], 1, 0
+    say = paced()
     while heap:
+        say(lambda: f"input splitting: {boxes} boxes, {len(heap)} open")
         if deadline is not None and time.perf_counter() >= deadline:
             return "timeout", boxes
         if len(heap) > MAX_BOXES:

@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from attacks.input_split import spec_network
+from attacks.work import paced, tell
 from compiler.analysis.bounds import intersect, layer_bounds, relu_chord
 from compiler.analysis.domain_lp import DomainLP
 from compiler.analysis.input_sets import Box
@@ -63,6 +64,7 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
     box = Box(lower, upper)
     known = hidden
     for method in dict.fromkeys(("symbolic", bounds)):    # the cheap count first
+        tell(f"ReLU splitting: {method} bounds of the box")
         left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
         root = layer_bounds(spec, box, method, time_budget=None if left is None else left / 4,
                             known=known)
@@ -102,6 +104,7 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
     heap, count, domains, stuck = [], 0, 0, False
     most = min(MAX_DOMAINS, DOMAIN_MEMORY // _domain_bytes(spec, relaxation))
     made = [(root.lower, root.upper, {}, everything, None)]
+    say = paced()
     while True:
         for lo, hi, fixed, open_, basis in made:
             if deadline is not None and time.perf_counter() >= deadline:
@@ -123,6 +126,8 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
             count += 1
         if not heap:
             break
+        say(lambda: f"ReLU splitting: {domains} domains, {len(heap)} open, worst bound "
+                    f"{-heap[0][0]:.3g} (proved below 0)")
         if len(heap) > most:
             return f"more than {most} open domains (the memory limit)", domains
         _, _, lo, hi, fixed, open_, neuron, basis = heapq.heappop(heap)
@@ -136,9 +141,9 @@ def relu_split_search(net, lower: np.ndarray, upper: np.ndarray,
 
 def _refute(spec, owner, relaxation: DomainLP, lo, hi, open_, tolerance, basis=None):
     """Bound the open conjunctions' weakest margins again, hardest first, by the LP of the
-    domain (starting from ``basis`` when given).  None when every one is refuted or the LP proves the domain empty; else, for
-    the first that is not, ``(its bound, its margin's index, the input reaching the LP's
-    optimum or None)``.  ``open_`` is updated in place."""
+    domain (starting from ``basis`` when given).  None when every one is refuted or the LP
+    proves the domain empty; else, for the first that is not, ``(its bound, its margin's
+    index, the input reaching the LP's optimum or None)``.  ``open_`` is updated in place."""
     margin_upper = hi[spec.depth]
     order = sorted(np.flatnonzero(open_), key=lambda j: -np.min(margin_upper[owner == j]))
     relaxation.restrict(lo, hi, basis)

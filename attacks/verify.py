@@ -35,7 +35,7 @@ from attacks.pgd import pgd
 from attacks.relu_split import relu_split_search
 from attacks.result import StageFailure
 from attacks.solving import solve_query
-from attacks.work import Work
+from attacks.work import Work, tell
 from backends.base import Status
 from compiler.analysis.bounds import layer_bounds
 from compiler.analysis.input_sets import Box
@@ -101,11 +101,13 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     hidden = {}      # per input box: its hidden layers' bounds, computed once (the margin bounds)
     everything = [(i, case, conj) for i, (case, conj) in enumerate(pairs)]
     if strategy in ("auto", "direct"):           # a short ascent first: most sat ends here
+        tell("falsification (gradient ascent)")
         found = _ascend(net, everything, clock, rng, QUICK_STEPS, QUICK_SECONDS)
         if found is not None:
             return _sat(net, found, "falsification (gradient ascent)")
     if strategy in ("auto", "exact"):
         open_pairs = []       # per box, in one pass: the margin bounds of its conjunctions
+        tell(f"margin bounds ({bounds})")
         for case, mine in _by_box(everything):
             margins, hidden[id(case)] = margin_upper_bounds(
                 net, case.lower, case.upper, [conj for _, _, conj in mine], bounds, clock)
@@ -120,9 +122,11 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
     if strategy in ("auto", "direct"):
         left = clock.left()
         budget = PGD_SECONDS if left is None else min(PGD_SECONDS, PGD_SHARE * left)
+        tell("falsification (gradient ascent)")
         found = _ascend(net, open_pairs, clock, rng, PGD_STEPS, budget)
         if found is not None:
             return _sat(net, found, "falsification (gradient ascent)")
+        tell("falsification (samples, the linearized network)")
         for _, case, conj in open_pairs:
             found = falsify(net, case.lower, case.upper, conj, clock, backend, rng)
             if found is not None:
@@ -133,6 +137,7 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
         single = [(case, conj) for _, case, conj in open_pairs if len(conj.constraints) == 1]
         left = clock.left()
         total = left if strategy == "dnc" else min(DNC_SECONDS, DNC_SHARE * (left or 1e9))
+        tell("falsification (divide and conquer)")
         for case, conj in single:
             budget = None if total is None else total / len(single)
             found = _dnc(net, case.lower, case.upper, conj, clock, backend, budget)
@@ -153,7 +158,8 @@ def _decide(net, pairs, clock: _Clock, strategy, backend, bounds, seed) -> Verdi
             return Verdict("unsat", stage=stage, reason=f"{len(pairs)} box/conjunction pair(s) "
                                                         f"proved ({count} {unit} {source})")
     undecided, cache = [], {}
-    for i, case, conj in open_pairs:
+    for n, (_, case, conj) in enumerate(open_pairs):
+        tell(f"exact MILP, box/conjunction pair {n + 1} of {len(open_pairs)}")
         outcome = exact(net, case.lower, case.upper, conj, clock, backend, bounds, cache,
                         hidden.get(id(case)))
         if isinstance(outcome, np.ndarray):
@@ -226,6 +232,7 @@ def _split(net, open_pairs, clock: _Clock, stage: str, search, unit: str):
     the time left (the MILP gets the rest): ``(confirmed counterexample or None, the pairs
     still open, boxes or domains bounded, why each pair it tried stayed open)``."""
     still_open, total, notes = [], 0, []
+    tell(stage)
     for case, mine in _by_box(open_pairs):
         left = clock.left()
         deadline = None if left is None else time.perf_counter() + SPLIT_SHARE * left

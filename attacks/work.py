@@ -8,6 +8,8 @@ then says ``time_limit`` rather than anything that sounds like a proof.
 ``stage(text)`` names what the attack does now ("dnc linf patches, target class 3") for a
 progress display: strategies call it a few times per target class, never in a solver loop;
 it costs an attribute store unless a listener is set (``listen_to_stages``, one per process).
+Work without a ``Work`` (``verify``) says its stages with ``tell``; a search loop reports its
+counts through ``paced``, which asks for the text at most once a second.
 """
 from __future__ import annotations
 
@@ -28,6 +30,29 @@ def listen_to_stages(listener):
     return previous
 
 
+def tell(text: str) -> None:
+    """The process's stage listener, if any, hears ``text``."""
+    if _stage_listener is not None:
+        _stage_listener(text)
+
+
+def paced(seconds: float = 1.0):
+    """``say(make_text)`` for a search loop: tells ``make_text()`` on the first call and then
+    at most once per ``seconds``, and only while a listener is set (no string is built
+    otherwise)."""
+    due = 0.0
+
+    def say(make_text) -> None:
+        nonlocal due
+        if _stage_listener is None:
+            return
+        now = time.perf_counter()
+        if now >= due:
+            due = now + seconds
+            _stage_listener(make_text())
+    return say
+
+
 class Work:
     def __init__(self, call_limit: float | None = None, budget: float | None = None):
         self.compile_s = 0.0
@@ -42,8 +67,7 @@ class Work:
     def stage(self, text: str) -> None:
         """The attack enters stage ``text``; the process's stage listener hears it."""
         self.current = text
-        if _stage_listener is not None:
-            _stage_listener(text)
+        tell(text)
 
     def time_limit(self) -> float | None:
         """Seconds the next solver call may take; StageFailure when the budget is spent."""

@@ -4,6 +4,7 @@ paths relative to the list) decided into a results CSV, resumably: ``netpatch ve
 from __future__ import annotations
 
 import csv
+import functools
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,12 +31,31 @@ def verify_one(net_path, property_path, timeout: float, strategy: str = "auto",
         return Verdict("error", seconds=time.perf_counter() - t0, reason=str(err))
 
 
+def decide_one(net_path, property_path, timeout: float, strategy: str = "auto",
+               backend: str = "highs", bounds: str = "symbolic", quiet: bool = False):
+    """``verify_one`` with its stage shown live on stderr (``evaluation.progress``) once it
+    runs longer than a few seconds, unless ``quiet``."""
+    from attacks.work import listen_to_stages
+    from evaluation.progress import Progress, ResultTally
+    with Progress(1, ResultTally(), desc=f"verify {Path(property_path).name}", quiet=quiet,
+                  unit="instance") as progress:
+        progress.start(0)
+        previous = listen_to_stages(functools.partial(progress.stage, 0))
+        try:
+            verdict = verify_one(net_path, property_path, timeout, strategy, backend, bounds)
+        finally:
+            listen_to_stages(previous)
+        progress.update({"result": verdict.result, "index": 0})
+    return verdict
+
+
 def decide_instances(instances: Path, out: str | Path | None, strategy: str, backend: str,
                      bounds: str, engine: str = "local", jobs: int = 1,
                      scheduler: str | None = None, quiet: bool = False) -> tuple[list, Path]:
     """Every row of a VNN-COMP instance list decided into the results CSV ``out`` (default
     ``results.csv`` beside the list), rows already there skipped: every record of the CSV,
     and its path."""
+    from attacks.work import listen_to_stages
     from evaluation.engines import task_results
     from evaluation.progress import Progress, ResultTally
     rows = read_instances(instances)
@@ -49,30 +69,38 @@ def decide_instances(instances: Path, out: str | Path | None, strategy: str, bac
         raise DataError(f"--out {out}: cannot write ({err.strerror or err})") from None
     keys = {(onnx, vnnlib) for onnx, vnnlib, _ in rows}
     earlier = [r for key, r in done.items() if key in keys]
-    with sink, Progress(len(rows), ResultTally(earlier), done=len(earlier), desc="verify",
-                        quiet=quiet, unit="instance") as progress:
-        writer = csv.DictWriter(sink, FIELDS)
-        if new:
-            writer.writeheader()
-        todo = [(number, row) for number, row in enumerate(rows) if row[:2] not in done]
-        base = instances.parent.resolve()
-        tasks = [(str(base / onnx), str(base / vnnlib), timeout, strategy, backend, bounds)
-                 for _, (onnx, vnnlib, timeout) in todo]
-        one_by_one = engine == "local" and jobs == 1
-        if one_by_one and todo:
-            progress.start(todo[0][0])
-        for position, verdict in task_results(verify_one, tasks, engine, jobs, scheduler):
-            number, (onnx, vnnlib, timeout) = todo[position]
-            key = (onnx, vnnlib)
-            if one_by_one and position + 1 < len(todo):
-                progress.start(todo[position + 1][0])     # the next instance, in order
-            record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
-                      "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
-                      "stage": verdict.stage, "reason": verdict.reason[:300]}
-            writer.writerow(record)
-            sink.flush()
-            done[key] = record
-            progress.update({**record, "index": number})
+    previous = listen_to_stages(None)
+    try:
+        with sink, Progress(len(rows), ResultTally(earlier), done=len(earlier), desc="verify",
+                            quiet=quiet, unit="instance") as progress:
+
+            def follow(number: int) -> None:      # one local job: which instance runs, its stage
+                progress.start(number)
+                listen_to_stages(functools.partial(progress.stage, number))
+            writer = csv.DictWriter(sink, FIELDS)
+            if new:
+                writer.writeheader()
+            todo = [(number, row) for number, row in enumerate(rows) if row[:2] not in done]
+            base = instances.parent.resolve()
+            tasks = [(str(base / onnx), str(base / vnnlib), timeout, strategy, backend, bounds)
+                     for _, (onnx, vnnlib, timeout) in todo]
+            one_by_one = engine == "local" and jobs == 1
+            if one_by_one and todo:
+                follow(todo[0][0])
+            for position, verdict in task_results(verify_one, tasks, engine, jobs, scheduler):
+                number, (onnx, vnnlib, timeout) = todo[position]
+                key = (onnx, vnnlib)
+                if one_by_one and position + 1 < len(todo):
+                    follow(todo[position + 1][0])     # the next instance, in order
+                record = {"onnx": onnx, "vnnlib": vnnlib, "timeout": timeout,
+                          "result": verdict.result, "seconds": f"{verdict.seconds:.3f}",
+                          "stage": verdict.stage, "reason": verdict.reason[:300]}
+                writer.writerow(record)
+                sink.flush()
+                done[key] = record
+                progress.update({**record, "index": number})
+    finally:
+        listen_to_stages(previous)
     return list(done.values()), out
 
 

@@ -6,8 +6,13 @@ ETA, and, when one item runs past ``SLOW_S`` seconds, which item and which stage
   that takes a minute shows itself while the main thread waits for it;
 * stderr is not a terminal (CI logs, pipes): one plain line every ``every`` items (about a
   tenth of the run, at most 100) or after ``PLAIN_S`` seconds without one, whichever comes
-  first, and one line for an item still running after ``PLAIN_S`` seconds;
+  first, and, after ``PLAIN_S`` seconds without a line, one naming the longest-running item
+  and its stage;
 * ``quiet``: nothing.
+
+A batch of one item (``netpatch verify`` on one property) has no counts to show: on a
+terminal its line is the elapsed time and the item's stage, from the start; without one, only
+the lines saying it still runs.
 
 Which items run, and in which stage, is told by ``start(index)`` and ``stage(index, text)``
 (``evaluation.engines`` calls them for its own process, and feeds events of worker processes
@@ -84,15 +89,15 @@ class Progress:
         self.mode = "quiet" if quiet else ("bar" if _isatty(self.stream) else "plain")
         self.running: dict[int, list] = {}    # index -> [start time, stage]
         self.finished: set[int] = set()
-        self.noted: set[int] = set()          # plain mode: items already named as slow
         self.queues: list = []
         self.lock = threading.Lock()
         self.t0 = self.last_line = time.monotonic()
         self.bar = None
         if self.mode == "bar":
             from tqdm import tqdm
+            single = {"bar_format": "{desc}: {elapsed}{postfix}"} if total == 1 else {}
             self.bar = tqdm(total=total, initial=done, desc=desc or None, unit=unit,
-                            file=self.stream, dynamic_ncols=True, smoothing=0.1)
+                            file=self.stream, dynamic_ncols=True, smoothing=0.1, **single)
             self.bar.set_postfix_str(self.tally.text(), refresh=True)
         self.stop = threading.Event()
         self.thread = None
@@ -146,15 +151,19 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(self.postfix(), refresh=False)
             self.bar.update(1)
-        elif self.mode == "plain":
+        elif self.mode == "plain" and self.total > 1:   # one item: its command says the end
             now = time.monotonic()
             if (self.done % self.every == 0 or self.done == self.total
                     or now - self.last_line >= PLAIN_S):
                 self._print(self.line())
 
     def postfix(self) -> str:
-        """The bar's text after the counts: the tally, and the slow item when there is one."""
+        """The bar's text after the counts: the tally, and the slow item when there is one
+        (for a batch of one: the item's stage while it runs, then the tally)."""
         text = self.tally.text()
+        if self.total == 1:
+            slow = self.slowest()
+            return slow[2] if slow is not None and slow[2] else text
         slow = self.slowest()
         if slow is not None and slow[1] >= SLOW_S:
             index, seconds, stage = slow
@@ -206,11 +215,12 @@ class Progress:
                 self.bar.set_postfix_str(self.postfix(), refresh=True)
                 continue
             slow = self.slowest()
-            if slow is not None and slow[1] >= PLAIN_S and slow[0] not in self.noted:
-                self.noted.add(slow[0])
+            if (slow is not None and slow[1] >= PLAIN_S
+                    and time.monotonic() - self.last_line >= PLAIN_S):
                 index, seconds, stage = slow
-                self._print(f"{self.desc + ': ' if self.desc else ''}{self.unit} {index} still "
-                            f"running after {seconds:.0f} s" + (f" ({stage})" if stage else ""))
+                who = "" if self.total == 1 else f"{self.unit} {index} "
+                self._print(f"{self.desc + ': ' if self.desc else ''}{who}still running after "
+                            f"{seconds:.0f} s" + (f" ({stage})" if stage else ""))
 
     def _print(self, text: str) -> None:
         self.last_line = time.monotonic()

@@ -83,8 +83,9 @@ def register(sub, add_command) -> None:
     p.add_argument("--jobs", type=at_least_one, default=1,
                    help="--instances: instances decided at once (default: 1)")
     p.add_argument("--quiet", action="store_true",
-                   help="one instance: no line on stderr saying how the result was reached; "
-                        "--instances: " + QUIET_HELP)
+                   help="one instance: nothing on stderr (default: its stage, live, once it "
+                        "runs past 5 s on a terminal or past a minute elsewhere, and a last "
+                        "line saying how the result was reached); --instances: " + QUIET_HELP)
     p.set_defaults(run=run)
 
 
@@ -95,9 +96,9 @@ def run(args) -> int:
         return run_instances(args)
     if not (args.net and args.property):
         raise DataError("give a network and a property (NET PROPERTY), or --instances CSV")
-    from evaluation.instances import verify_one
-    verdict = verify_one(args.net, args.property, args.timeout, args.strategy, args.backend,
-                         args.bounds)
+    from evaluation.instances import decide_one
+    verdict = decide_one(args.net, args.property, args.timeout, args.strategy, args.backend,
+                         args.bounds, args.quiet)
     text = result_text(verdict)
     print(text, end="")
     if verdict.result == "error":

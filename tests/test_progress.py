@@ -90,3 +90,85 @@ def test_the_local_engine_tells_which_image_runs_and_its_stages():
     assert recorder.started == [0]
     assert recorder.stages[0][0] == "dnc linf patches, target class 1"
     assert listen_to_stages(None) is None     # the engine put the listener back
+
+
+def test_without_a_terminal_a_long_item_is_named_with_its_stage_each_silent_interval(
+        monkeypatch):
+    import time
+    monkeypatch.setattr(progress_module, "PLAIN_S", 0.05)
+    monkeypatch.setattr(progress_module, "TICK_S", 0.01)
+    stream = io.StringIO()
+    with Progress(3, ResultTally(), desc="verify", stream=stream, unit="instance") as progress:
+        progress.start(2)
+        progress.stage(2, "ReLU splitting: 40 domains, 12 open")
+        time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 2      # not once only: again after each silent interval
+    assert all(line.startswith("verify: instance 2 still running after ")
+               and line.endswith(" s (ReLU splitting: 40 domains, 12 open)") for line in lines)
+
+
+def test_a_batch_of_one_says_only_that_it_still_runs(monkeypatch):
+    import time
+    monkeypatch.setattr(progress_module, "PLAIN_S", 0.05)
+    monkeypatch.setattr(progress_module, "TICK_S", 0.01)
+    stream = io.StringIO()
+    with Progress(1, ResultTally(), desc="verify p.vnnlib", stream=stream,
+                  unit="instance") as progress:
+        progress.start(0)
+        progress.stage(0, "exact MILP, box/conjunction pair 1 of 9")
+        time.sleep(0.2)
+        progress.update({"index": 0, "result": "timeout"})
+        after = len(stream.getvalue())
+    lines = stream.getvalue().splitlines()
+    assert lines and all(line.startswith("verify p.vnnlib: still running after ") for line in lines)
+    assert lines[-1].endswith(" s (exact MILP, box/conjunction pair 1 of 9)")
+    assert len(stream.getvalue()) == after      # no count line at the end: the command says it
+    assert progress.postfix() == "timeout 1"
+
+
+def test_verify_tells_its_stages_and_the_counts_of_relu_splitting():
+    """The wide tent of tests/test_relu_split.py: proved by ReLU splitting, whose domain count
+    reaches the listener (the first count at once, later ones at most once a second)."""
+    from attacks.verify import verify
+    from attacks.work import listen_to_stages
+    from tests.test_relu_split import wide_tent
+    net, spec = wide_tent(0.6)
+    heard = []
+    previous = listen_to_stages(heard.append)
+    try:
+        verdict = verify(net, spec, timeout=60, strategy="auto")
+    finally:
+        listen_to_stages(previous)
+    assert verdict.result == "unsat" and verdict.stage == "ReLU splitting"
+    assert heard[0] == "falsification (gradient ascent)"
+    assert "margin bounds (symbolic)" in heard
+    assert "ReLU splitting: lp bounds of the box" in heard
+    counts = [h for h in heard if h.startswith("ReLU splitting: ") and "domains" in h]
+    assert counts and counts[0].startswith("ReLU splitting: 1 domains, 1 open, worst bound ")
+    assert not any("target class None" in h for h in heard)
+
+
+def test_an_instance_list_run_by_one_job_tells_each_instance_s_stages(tmp_path, monkeypatch):
+    from attacks.work import listen_to_stages
+    from evaluation.instances import decide_instances
+    from frontends import save_network
+    from ir.vnnlib import format_vnnlib
+    from tests.test_relu_split import wide_tent
+    heard = []
+    told = Progress.stage
+    monkeypatch.setattr(Progress, "stage", lambda self, index, text: (
+        heard.append((index, text)), told(self, index, text)))
+    for name, threshold in (("a", 0.6), ("b", 0.55)):      # both need ReLU splitting
+        net, spec = wide_tent(threshold)
+        (tmp_path / f"{name}.vnnlib").write_text(format_vnnlib(spec.cases, 20, 1))
+    save_network(net, tmp_path / "tent.onnx")
+    (tmp_path / "instances.csv").write_text("tent.onnx,a.vnnlib,60\ntent.onnx,b.vnnlib,60\n")
+    records, _ = decide_instances(tmp_path / "instances.csv", None, "exact", "highs", "symbolic",
+                                  quiet=True)
+    assert [r["result"] for r in records] == ["unsat", "unsat"]
+    for number in (0, 1):
+        assert (number, "ReLU splitting: lp bounds of the box") in heard
+        assert any(i == number and text.startswith("ReLU splitting: 1 domains")
+                   for i, text in heard)
+    assert listen_to_stages(None) is None     # put back as it was

@@ -110,24 +110,26 @@ def test_open_domains_stop_at_the_memory_limit_undecided(monkeypatch):
     assert outcome == "more than 5 open domains (the memory limit)" and domains > 5
 
 
-def test_verify_proves_a_wide_box_by_relu_splitting():
-    """The tent of the mean of 20 inputs in [-1, 1]: too many inputs for input splitting, a
-    margin the bounds leave open (LP 0.15 above, as for the tent), and no input reaching 0.6;
-    0.45 is reached (at mean 0.45)."""
-    from attacks.verify import verify
+def wide_tent(threshold: float, n: int = 20):
+    """``(network, property)``: the tent of the mean of ``n`` inputs in [-1, 1] and "the
+    output reaches ``threshold``" (its maximum is 0.5, at mean 0.5)."""
     from ir.vnnlib import parse_vnnlib
-    n = 20
     net = Network((Linear(np.full((2, n), 1.0 / n), [0.0, -0.5]), ReLU(),
                    Linear([[1.0, -2.0]], [0.0])), None, (n,), "wide tent")
     box = "".join(f"(declare-const X_{i} Real)\n(assert (>= X_{i} -1.0))\n"
                   f"(assert (<= X_{i} 1.0))\n" for i in range(n))
+    return net, parse_vnnlib(box + f"(declare-const Y_0 Real)\n(assert (>= Y_0 {threshold}))\n",
+                             n, 1)
 
-    def spec(threshold: float):
-        return parse_vnnlib(box + f"(declare-const Y_0 Real)\n(assert (>= Y_0 {threshold}))\n",
-                            n, 1)
 
-    verdict = verify(net, spec(0.6), timeout=60, strategy="exact")
+def test_verify_proves_a_wide_box_by_relu_splitting():
+    """The wide tent: too many inputs for input splitting, a margin the bounds leave open (LP
+    0.15 above, as for the tent), and no input reaching 0.6; 0.45 is reached (at mean 0.45)."""
+    from attacks.verify import verify
+    net, spec = wide_tent(0.6)
+    verdict = verify(net, spec, timeout=60, strategy="exact")
     assert (verdict.result, verdict.stage) == ("unsat", "ReLU splitting"), verdict
-    verdict = verify(net, spec(0.45), timeout=60, strategy="exact")
+    net, spec = wide_tent(0.45)
+    verdict = verify(net, spec, timeout=60, strategy="exact")
     assert verdict.result == "sat" and net(verdict.x)[0] >= 0.45
     assert np.all(np.abs(verdict.x) <= 1.0)
