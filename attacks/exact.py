@@ -14,6 +14,7 @@ from attacks.result import AttackResult, StageFailure
 from attacks.solving import solve_for
 from attacks.validate import count_pixels, validate
 from attacks.work import Work
+from attacks.verify import PROOF_TOLERANCE
 from backends.base import Status
 from compiler.passes import PassOptions
 from compiler.queries import input_query
@@ -22,8 +23,9 @@ from compiler.queries import input_query
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
                  work: Work, accept) -> AttackResult:
     """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
-    P-1 every target class gets one MILP with free ReLU phases and at most K changed inputs
-    (budget-aware bounds make small K tight and fast).  The first K with a validated solution
+    P-1, bounds over every change of at most K inputs rule out the target classes they can
+    (a proof, with no MILP), and every other target class gets one MILP with free ReLU phases
+    and at most K changed inputs (budget-aware bounds make small K tight and fast).  The first K with a validated solution
     is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
     proved:
 
@@ -48,7 +50,14 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
         return result
     proved, cache = True, {}       # bounds per pixel budget, shared by the target classes
     for budget in range(1, limit + 1):
-        for target_class, conj in candidates:
+        work.stage(f"exact: margin bounds, {budget} inputs")
+        try:
+            refuted = _refuted_by_bounds(net, x, candidates, config, budget, work)
+        except StageFailure:       # the attack's budget is spent
+            return _verdict(result, False, config)
+        for (target_class, conj), ruled_out in zip(candidates, refuted):
+            if ruled_out:          # no input of the budget meets it: proved without a MILP
+                continue
             result.tried += 1
             work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
             try:
@@ -82,6 +91,36 @@ def _free_phases(net, x, config: AttackConfig, pixels: int) -> int:
     analysis = layer_bounds(net, SparseBox(x, lo, hi, min(pixels * per_pixel, net.n_inputs)),
                             "interval" if config.exact.bounds == "lp" else config.exact.bounds)
     return sum(analysis.unstable.values()) + sum(analysis.undecided.values())
+
+
+def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
+                       work: Work) -> np.ndarray:
+    """Per candidate, whether sound bounds over every change of at most ``budget`` pixels
+    keep one of its margins below ``-PROOF_TOLERANCE`` (no such change meets it): symbolic
+    bounds of all the margins at once, then, when some candidate stays open and the MILPs'
+    bounds are ``lp``, LP bounds (at most ``bounds_seconds``).  On the 6x50 MNIST network
+    symbolic bounds rule out every target for 1 and 2 pixels on most images in 0.01 s, where
+    one budget-1 MILP took 25 to 47 s."""
+    from attacks.input_split import spec_network
+    from compiler.analysis.bounds import input_box, layer_bounds
+    from compiler.analysis.input_sets import SparseBox
+    spec, owner = spec_network(net, [conj for _, conj in candidates])
+    lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
+    groups = net.pixel_groups()
+    per_pixel = 1 if groups is None else int(np.bincount(groups).max())
+    changes = SparseBox(x, lo, hi, min(budget * per_pixel, net.n_inputs))
+    refuted = np.zeros(len(candidates), bool)
+    for method in [m for m in dict.fromkeys(("symbolic", config.exact.bounds))
+                   if m != "interval"]:
+        if refuted.all():
+            break
+        left = work.time_limit()
+        seconds = config.exact.bounds_seconds
+        if left is not None:
+            seconds = left if seconds is None else min(seconds, left)
+        margins = layer_bounds(spec, changes, method, time_budget=seconds).upper[spec.depth]
+        np.logical_or.at(refuted, owner, margins < -PROOF_TOLERANCE)
+    return refuted
 
 
 def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):

@@ -80,6 +80,50 @@ def test_mnist_exact_is_never_worse_than_the_heuristics():
     assert counts["exact"] >= counts["direct"] and counts["exact"] > 0
 
 
+def test_exact_rules_out_budgets_by_bounds_soundly_and_without_a_milp(monkeypatch):
+    """On the 6x50 network's first correctly classified image, symbolic bounds over every
+    change of 1 or 2 pixels keep every target's margin below 0 (measured: -0.95 at most for 2
+    pixels): exact proves "no 2-pixel attack" with no MILP at all.  Sound: 10,000 changes of
+    at most 2 pixels sampled (ends of the range, random values, fewer pixels) never meet a
+    target; and on the 8-16 network, a budget with a validated attack is never ruled out for
+    its target."""
+    from attacks import exact as exact_module
+    from attacks.validate import count_pixels
+    from compiler.analysis.bounds import input_box
+    from compiler.analysis.input_sets import SparseBox
+    from conftest import MNIST_6X50, correctly_classified
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    x, y = load_mnist()
+    net = load_shared_network(MNIST_6X50)
+    i = correctly_classified(net, x, y, 1)[0]
+    label = int(y[i])
+    config = AttackConfig(linf=1.0, max_pixels=2, strategy="exact")
+    candidates = targeted_candidates(ArgmaxIsNot(label, config.margin), net(x[i]))
+    work = exact_module.Work()
+    for budget in (1, 2):
+        assert exact_module._refuted_by_bounds(net, x[i], candidates, config, budget, work).all()
+    lo, hi = input_box(x[i], net.domain.lower, net.domain.upper, 1.0)
+    samples = SparseBox(x[i], lo, hi, 2).sample(10_000, np.random.default_rng(0))
+    outputs = net(samples)
+    assert not any(conj.holds(out) for out in outputs for _, conj in candidates)
+    milps = []
+    monkeypatch.setattr(exact_module, "_exact_milp", lambda *a, **k: milps.append(a) or 1 / 0)
+    result = attack(net, x[i], label, config)
+    assert (result.success, result.status, milps) == (False, "infeasible", [])
+    monkeypatch.undo()
+    net8 = load_shared_network(MNIST_8_16)
+    for j in correctly_classified(net8, x, y, 3):
+        found = attack(net8, x[j], int(y[j]), AttackConfig(max_pixels=15, strategy="dnc"))
+        assert found.success
+        pixels = count_pixels(net8, found.x_adv - x[j])
+        mine = [(t, conj) for t, conj in targeted_candidates(
+            ArgmaxIsNot(int(y[j]), config.margin), net8(x[j])) if t == found.target_class]
+        assert mine[0][1].holds(net8(found.x_adv))       # an input of the budget meets it
+        assert not exact_module._refuted_by_bounds(
+            net8, x[j], mine, AttackConfig(linf=1.0, max_pixels=15, strategy="exact"), pixels,
+            exact_module.Work())[0]
+
+
 def test_attack_cli_writes_validated_results_and_reports(tmp_path):
     out = tmp_path / "run"
     proc = attack_cli(DIGITS_NET, "--data", DIGITS_DATA, "--limit", "6", "--max-pixels", "10",
