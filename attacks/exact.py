@@ -13,7 +13,7 @@ from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
 from attacks.solving import solve_for
 from attacks.validate import count_pixels, validate
-from attacks.work import Work
+from attacks.work import Work, paced
 from attacks.verify import PROOF_TOLERANCE
 from backends.base import Status
 from compiler.passes import PassOptions
@@ -24,8 +24,9 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
                  work: Work, accept) -> AttackResult:
     """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
     P-1, bounds over every change of at most K inputs rule out the target classes they can
-    (a proof, with no MILP), and every other target class gets one MILP with free ReLU phases
-    and at most K changed inputs (budget-aware bounds make small K tight and fast).  The first K with a validated solution
+    (a proof, with no MILP); for K = 1 input splitting then decides each pixel's change
+    exactly; every target class still open gets one MILP with free ReLU phases and at most K
+    changed inputs (budget-aware bounds make small K tight and fast).  The first K with a validated solution
     is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
     proved:
 
@@ -53,6 +54,12 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
         work.stage(f"exact: margin bounds, {budget} inputs")
         try:
             refuted = _refuted_by_bounds(net, x, candidates, config, budget, work)
+            if budget == 1 and not refuted.all():
+                work.stage("exact: every single-pixel change, by input splitting")
+                refuted, found = _single_pixel(net, x, candidates, refuted, config, work)
+                if found is not None and not validate(net, x, found[1], label, config.linf, 1):
+                    accept(result, found[1], found[0])
+                    return _verdict(result, proved, config)
         except StageFailure:       # the attack's budget is spent
             return _verdict(result, False, config)
         for (target_class, conj), ruled_out in zip(candidates, refuted):
@@ -121,6 +128,38 @@ def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
         margins = layer_bounds(spec, changes, method, time_budget=seconds).upper[spec.depth]
         np.logical_or.at(refuted, owner, margins < -PROOF_TOLERANCE)
     return refuted
+
+
+def _single_pixel(net, x, candidates, refuted: np.ndarray, config: AttackConfig, work: Work):
+    """Changes of one pixel, decided exactly: each pixel's values (one, or its channels) span
+    a box of a few inputs, which input splitting (``attacks.input_split``) proves safe or
+    breaks for every target not yet ruled out.  ``(refuted, (target, x) or None)``: every
+    target ruled out when every pixel was proved, else ``refuted`` as it was (a pixel left
+    undecided by the time limit leaves the targets to the MILPs)."""
+    from attacks.input_split import spec_network, split_search
+    from compiler.analysis.bounds import input_box
+    lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
+    groups = net.pixel_groups()
+    pixel = np.arange(net.n_inputs) if groups is None else groups
+    open_ = [c for c, out in zip(candidates, refuted) if not out]
+    if not open_:
+        return refuted, None
+    left = work.time_limit()
+    deadline = None if left is None else time.perf_counter() + left
+    say, pixels = paced(), np.unique(pixel[hi > lo])
+    conjunctions = [conj for _, conj in open_]
+    spec = spec_network(net, conjunctions)
+    for done, p in enumerate(pixels):
+        say(lambda: f"exact: single-pixel changes, {done} of {len(pixels)} pixels proved")
+        mine = pixel == p
+        outcome, found = split_search(net, np.where(mine, lo, x), np.where(mine, hi, x),
+                                      conjunctions, deadline, PROOF_TOLERANCE, spec=spec)
+        if outcome == "sat":
+            y = net(found)
+            return refuted, (next(t for t, conj in open_ if conj.holds(y)), found)
+        if outcome != "proved":
+            return refuted, None
+    return np.ones_like(refuted), None
 
 
 def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):

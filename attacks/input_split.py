@@ -46,11 +46,13 @@ def spec_network(net, conjunctions: list[Conjunction]) -> tuple[Network, np.ndar
 
 
 def split_search(net, lower: np.ndarray, upper: np.ndarray, conjunctions: list[Conjunction],
-                 deadline: float | None, tolerance: float, bounds: str = "symbolic"):
+                 deadline: float | None, tolerance: float, bounds: str = "symbolic",
+                 spec: tuple[Network, np.ndarray] | None = None):
     """``("proved", boxes)``, ``("sat", x)`` (the float64 network meets a conjunction at x,
-    inside the box), or ``(why undecided, boxes)``."""
+    inside the box), or ``(why undecided, boxes)``.  ``spec``: ``spec_network(net,
+    conjunctions)``, when the caller searches many boxes for the same conjunctions."""
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    spec, owner = spec_network(net, conjunctions)
+    spec, owner = spec_network(net, conjunctions) if spec is None else spec
     everything = np.ones(len(conjunctions), bool)
     heap, count, boxes = [(-np.inf, 0, lower, upper, everything)], 1, 0
     say = paced()

@@ -20,6 +20,7 @@ from backends.base import Status
 
 
 _stage_listener = None     # callable(text) or None: see listen_to_stages
+PACE_S = 1.0               # a search loop's counts: told at most this often (``paced``)
 
 
 def listen_to_stages(listener):
@@ -36,11 +37,11 @@ def tell(text: str) -> None:
         _stage_listener(text)
 
 
-def paced(seconds: float = 1.0):
-    """``say(make_text)`` for a search loop: tells ``make_text()`` on the first call and then
-    at most once per ``seconds``, and only while a listener is set (no string is built
-    otherwise)."""
-    due = 0.0
+def paced():
+    """``say(make_text)`` for a search loop: tells ``make_text()`` once the loop has run
+    ``PACE_S`` seconds and then at most once per ``PACE_S``, and only while a listener is set
+    (no string is built otherwise; a search that ends sooner says nothing)."""
+    due = time.perf_counter() + PACE_S
 
     def say(make_text) -> None:
         nonlocal due
@@ -48,7 +49,7 @@ def paced(seconds: float = 1.0):
             return
         now = time.perf_counter()
         if now >= due:
-            due = now + seconds
+            due = now + PACE_S
             _stage_listener(make_text())
     return say
 

@@ -124,6 +124,52 @@ def test_exact_rules_out_budgets_by_bounds_soundly_and_without_a_milp(monkeypatc
             exact_module.Work())[0]
 
 
+def single_pixel_scan(net, x, conjunctions, values=21) -> bool:
+    """Whether some change of one pixel to one of ``values`` evenly spaced values in [0, 1]
+    meets a conjunction (an independent, approximate check)."""
+    grid = np.linspace(0.0, 1.0, values)
+    changed = np.repeat(x[None], x.size * values, axis=0)
+    changed[np.arange(x.size * values), np.repeat(np.arange(x.size), values)] = \
+        np.tile(grid, x.size)
+    from attacks.input_split import spec_network
+    spec, owner = spec_network(net, conjunctions)
+    margins = spec(changed)
+    return any(np.all(margins[:, owner == j] >= 0, axis=1).any()
+               for j in range(len(conjunctions)))
+
+
+@pytest.mark.parametrize("network, images, attacked", [("8-16", [0, 1, 2], [False, True, True]),
+                                                      ("6x50", [1], [False])])
+def test_single_pixel_changes_are_decided_exactly_by_input_splitting(network, images, attacked):
+    """Budget 1 of exact, pixel by pixel: a counterexample changes one pixel, stays in the
+    domain and meets its target in float64; "every target ruled out" agrees with a scan of
+    21 values per pixel.  On the 8-16 network the second and third correctly classified
+    images have a 1-pixel attack; on the 6x50 network's second one the bounds leave every
+    target open at 1 pixel and splitting proves them all (2.5 s)."""
+    from attacks import exact as exact_module
+    from attacks.validate import count_pixels
+    from conftest import MNIST_6X50, correctly_classified
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    x, y = load_mnist()
+    net = load_shared_network({"8-16": MNIST_8_16, "6x50": MNIST_6X50}[network])
+    config = AttackConfig(linf=1.0, max_pixels=1, strategy="exact")
+    outcomes = []
+    for i in correctly_classified(net, x, y, max(images) + 1)[images]:
+        candidates = targeted_candidates(ArgmaxIsNot(int(y[i]), config.margin), net(x[i]))
+        none = np.zeros(len(candidates), bool)
+        refuted, found = exact_module._single_pixel(net, x[i], candidates, none, config,
+                                                    exact_module.Work())
+        if found is None:
+            assert refuted.all()
+            assert not single_pixel_scan(net, x[i], [conj for _, conj in candidates])
+        else:
+            target, changed = found
+            assert count_pixels(net, changed - x[i]) == 1 and net.domain.contains(changed)
+            assert dict(candidates)[target].holds(net(changed))
+        outcomes.append(found is not None)
+    assert outcomes == attacked
+
+
 def test_attack_cli_writes_validated_results_and_reports(tmp_path):
     out = tmp_path / "run"
     proc = attack_cli(DIGITS_NET, "--data", DIGITS_DATA, "--limit", "6", "--max-pixels", "10",

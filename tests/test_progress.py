@@ -127,11 +127,13 @@ def test_a_batch_of_one_says_only_that_it_still_runs(monkeypatch):
     assert progress.postfix() == "timeout 1"
 
 
-def test_verify_tells_its_stages_and_the_counts_of_relu_splitting():
+def test_verify_tells_its_stages_and_the_counts_of_relu_splitting(monkeypatch):
     """The wide tent of tests/test_relu_split.py: proved by ReLU splitting, whose domain count
-    reaches the listener (the first count at once, later ones at most once a second)."""
+    reaches the listener (told at most every ``PACE_S`` seconds: here every time)."""
+    from attacks import work
     from attacks.verify import verify
     from attacks.work import listen_to_stages
+    monkeypatch.setattr(work, "PACE_S", 0.0)
     from tests.test_relu_split import wide_tent
     net, spec = wide_tent(0.6)
     heard = []
@@ -146,11 +148,22 @@ def test_verify_tells_its_stages_and_the_counts_of_relu_splitting():
     assert "ReLU splitting: lp bounds of the box" in heard
     counts = [h for h in heard if h.startswith("ReLU splitting: ") and "domains" in h]
     assert counts and counts[0].startswith("ReLU splitting: 1 domains, 1 open, worst bound ")
+    monkeypatch.setattr(work, "PACE_S", 60.0)        # a search shorter than that says nothing
+    heard.clear()
+    listen_to_stages(heard.append)
+    try:
+        assert verify(net, spec, timeout=60, strategy="auto").result == "unsat"
+    finally:
+        listen_to_stages(previous)
+    assert "ReLU splitting: lp bounds of the box" in heard
+    assert not any("domains" in h for h in heard)
     assert not any("target class None" in h for h in heard)
 
 
 def test_an_instance_list_run_by_one_job_tells_each_instance_s_stages(tmp_path, monkeypatch):
+    from attacks import work
     from attacks.work import listen_to_stages
+    monkeypatch.setattr(work, "PACE_S", 0.0)
     from evaluation.instances import decide_instances
     from frontends import save_network
     from ir.vnnlib import format_vnnlib
