@@ -71,22 +71,26 @@ def dense_twin(net: Network) -> Network:
 # ---- input sets --------------------------------------------------------------------------
 
 def brute_force_range(s: SparseBox, C: np.ndarray, d: np.ndarray):
-    """min/max of ``C x + d`` over every point with at most k coordinates at their ends (a
-    linear function over the box of a fixed support peaks at a corner)."""
-    values = [C @ s.center + d]
-    for size in range(1, s.k + 1):
-        for chosen in itertools.combinations(range(s.n), size):
-            for ends in itertools.product((0, 1), repeat=size):
+    """min/max of ``C x + d`` over every point with at most k of the budgeted coordinates at
+    their ends and the free ones at theirs (a linear function over the box of a fixed support
+    peaks at a corner)."""
+    values = []
+    budgeted = [i for i in range(s.n) if i not in set(s.free.tolist())]
+    for size in range(0, s.k + 1):
+        for chosen in itertools.combinations(budgeted, size):
+            moved = list(chosen) + s.free.tolist()
+            for ends in itertools.product((0, 1), repeat=len(moved)):
                 x = s.center.copy()
-                for i, end in zip(chosen, ends):
+                for i, end in zip(moved, ends):
                     x[i] = s.upper[i] if end else s.lower[i]
                 values.append(C @ x + d)
     values = np.array(values)
     return values.min(axis=0), values.max(axis=0)
 
 
-@pytest.mark.parametrize("k", [0, 1, 2, 3, 6])
-def test_sparse_box_concretization_is_the_brute_force_range(k):
+@pytest.mark.parametrize("k, free", [(0, ()), (1, ()), (2, ()), (3, ()), (6, ()), (0, (2,)),
+                                     (1, (0, 4)), (2, (3, 5))])
+def test_sparse_box_concretization_is_the_brute_force_range(k, free):
     rng = np.random.default_rng(k)
     n = 6
     lower, upper = rng.uniform(-1, 0, n), rng.uniform(0, 1, n)
@@ -94,7 +98,7 @@ def test_sparse_box_concretization_is_the_brute_force_range(k):
     center[0], center[1] = lower[0], upper[1]            # no room down / up
     C = rng.normal(size=(5, n)) * (rng.uniform(size=(5, n)) < 0.7)
     d = rng.normal(size=5)
-    s = SparseBox(center, lower, upper, k)
+    s = SparseBox(center, lower, upper, k, free)
     expected = brute_force_range(s, C, d)
     for matrix in (C, sp.csr_matrix(C)):
         lo, hi = s.concretize(matrix, d)
@@ -129,6 +133,14 @@ def test_samples_lie_in_their_sets_and_reach_the_extremes():
     points = box.sample(600, rng)
     assert np.all((points >= box.lower) & (points <= box.upper))
     assert np.any(np.all((points == box.lower) | (points == box.upper), axis=1))
+    free = SparseBox(s.center, s.lower, s.upper, 2, free=(0, 5))
+    points = free.sample(600, rng)
+    changed = points != free.center
+    assert np.all((points >= free.lower) & (points <= free.upper))
+    assert np.delete(changed, [0, 5], axis=1).sum(axis=1).max() == 2      # the budget
+    assert changed[:, [0, 5]].all(axis=1).mean() > 0.9      # the free ones nearly always move
+    at_ends = (points == free.lower) | (points == free.upper)
+    assert np.any(np.all(at_ends | ~changed, axis=1) & (changed.sum(axis=1) == 4))
 
 
 # ---- hand-checked bounds -----------------------------------------------------------------
@@ -196,7 +208,9 @@ def test_the_lp_encoding_of_a_set_attains_its_exact_range(k):
     n = 30
     x = rng.uniform(size=n)
     x[:5] = 0.0                                       # no room down
-    sets = [SparseBox.around(x, 0.4, k, Domain.box(n)), Box.around(x, 0.4, Domain.box(n))]
+    around = SparseBox.around(x, 0.4, k, Domain.box(n))
+    sets = [around, Box.around(x, 0.4, Domain.box(n)),
+            SparseBox(x, around.lower, around.upper, k, free=(1, 7, 8))]
     C, d = rng.normal(size=(6, n)), rng.normal(size=6)
     for s in sets:
         model = TriangleLP(s, None)
@@ -298,6 +312,9 @@ def test_sound_on_mnist(mnist, name):
         assert sum(results["lp"].lp_solved.values()) > 0
     check_sound(net, SparseBox.around(mnist["x"][2], 1.0, 15, net.domain), rng,
                 ("interval", "symbolic"))
+    around = SparseBox.around(mnist["x"][3], 1.0, 1, net.domain)   # exact's pixel sets:
+    check_sound(net, SparseBox(around.center, around.lower, around.upper, 1,  # 3 pixels boxed
+                               free=(350, 351, 406)), rng)                    # and 1 more
 
 
 def test_sound_on_acas_xu(shared_data):
@@ -320,6 +337,8 @@ def test_sound_on_a_small_cnn_and_the_network_is_left_unchanged():
     results = check_sound(net, Box.around(x, 0.1, net.domain), rng)
     assert results["symbolic"].undecided[2] > 0 and results["symbolic"].unstable[1] > 0
     check_sound(net, SparseBox.around(x, 1.0, 5, net.domain), rng)
+    around = SparseBox.around(x, 1.0, 2, net.domain)      # two coordinates boxed, 2 more
+    check_sound(net, SparseBox(x, around.lower, around.upper, 2, free=(0, 7)), rng)
     for edge, weight in zip(net.edges, weights):
         after = edge.linear.weight
         if sp.issparse(after):

@@ -85,7 +85,8 @@ class Box:
 class SparseBox:
     r"""Points that differ from ``center`` in at most ``k`` coordinates, each changed
     coordinate within its range: ``{x : x_i in [lower_i, upper_i], #{i : x_i != c_i} <= k}``
-    (``lower <= center <= upper``).
+    (``lower <= center <= upper``).  The coordinates listed in ``free`` change without
+    counting against ``k`` (a box on them, the budget on the rest).
 
     Exact concretization: with ``g_{ji} = max(C_{ji}(upper_i - c_i), C_{ji}(lower_i - c_i), 0)``
     (the best increase of row j from moving input i alone) and
@@ -95,17 +96,25 @@ class SparseBox:
         min_{x in S} C_j x + d_j = C_j c + d_j - (sum of the k largest h_{ji} over i)
 
     (the objective is separable, so the best set of at most k inputs takes the k largest
-    individual gains).
+    individual gains), the sums over i outside ``free``, plus every ``g_{ji}`` (``h_{ji}``)
+    of a free coordinate.
     """
 
     center: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     k: int
+    free: np.ndarray | tuple = ()
 
     def __post_init__(self):
         for name in ("center", "lower", "upper"):
             object.__setattr__(self, name, _vector(getattr(self, name), name))
+        free = np.unique(np.asarray(self.free, dtype=np.int64))
+        if len(free) and (free[0] < 0 or free[-1] >= self.center.size):
+            raise DataError(f"input set: a free coordinate lies outside 0 .. "
+                            f"{self.center.size - 1}")
+        free.setflags(write=False)
+        object.__setattr__(self, "free", free)
         _check_box(self.lower, self.upper)
         if self.center.shape != self.lower.shape:
             raise DataError(f"input set: center has {self.center.size} values, the box "
@@ -133,11 +142,19 @@ class SparseBox:
     def box(self) -> tuple[np.ndarray, np.ndarray]:
         return self.lower, self.upper
 
+    @property
+    def budgeted(self) -> np.ndarray:
+        """Per coordinate, whether its change counts against ``k`` (not ``free``)."""
+        mask = np.ones(self.n, bool)
+        mask[self.free] = False
+        return mask
+
     def concretize(self, C, d):
-        if self.k >= self.n:
+        if self.k >= self.n - len(self.free):
             return affine_interval(C, d, self.lower, self.upper)
         z = C @ self.center + d
         up, down = self.upper - self.center, self.lower - self.center
+        budgeted = self.budgeted
         if sp.issparse(C):
             C = sp.csr_matrix(C)
             if not C.has_canonical_format:      # a repeated entry is one coefficient
@@ -145,25 +162,39 @@ class SparseBox:
                 C.sum_duplicates()
             a, b = C.data * up[C.indices], C.data * down[C.indices]
             rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
-            gain = _top_k_rows(np.maximum(np.maximum(a, b), 0.0), rows, C.indptr, self.k)
-            loss = _top_k_rows(np.maximum(np.maximum(-a, -b), 0.0), rows, C.indptr, self.k)
+            counted = budgeted[C.indices]
+            gain, loss = (_top_k_rows(np.where(counted, v, 0.0), rows, C.indptr, self.k)
+                          + np.bincount(rows[~counted], weights=v[~counted],
+                                        minlength=C.shape[0])
+                          for v in (np.maximum(np.maximum(a, b), 0.0),
+                                    np.maximum(np.maximum(-a, -b), 0.0)))
         else:
             C = np.asarray(C, dtype=np.float64)
             a, b = C * up, C * down
-            gain = _top_k_dense(np.maximum(np.maximum(a, b), 0.0), self.k)
-            loss = _top_k_dense(np.maximum(np.maximum(-a, -b), 0.0), self.k)
+            gain, loss = (_top_k_dense(v[:, budgeted], self.k) + v[:, ~budgeted].sum(axis=1)
+                          for v in (np.maximum(np.maximum(a, b), 0.0),
+                                    np.maximum(np.maximum(-a, -b), 0.0)))
         return z - loss, z + gain
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` points, each with a random set of changed coordinates: a third with
         exactly ``k`` changed, each at one end of its range; a third with exactly ``k``
-        changed uniformly; the rest with a random number ``<= k`` of changes at the ends."""
+        changed uniformly; the rest with a random number ``<= k`` of changes at the ends.
+        The ``free`` coordinates take ends of their ranges in the first third and random
+        values in the rest."""
         points = np.tile(self.center, (count, 1))
-        k = min(self.k, self.n)
+        third = count // 3
+        if len(self.free):
+            lo, hi = self.lower[self.free], self.upper[self.free]
+            ends = np.where(rng.integers(0, 2, size=(count, len(self.free))) == 1, hi, lo)
+            points[:, self.free] = np.where(np.arange(count)[:, None] < third, ends,
+                                            rng.uniform(lo, hi, size=ends.shape))
+        pool = np.flatnonzero(self.budgeted)
+        k = min(self.k, len(pool))
         if k == 0:
             return points
-        third = count // 3
-        chosen = np.argpartition(rng.uniform(size=(count, self.n)), k - 1, axis=1)[:, :k]
+        chosen = pool[np.argpartition(rng.uniform(size=(count, len(pool))), k - 1,
+                                      axis=1)[:, :k]]
         lo, hi = self.lower[chosen], self.upper[chosen]
         value = np.where(rng.integers(0, 2, size=(count, k)) == 1, hi, lo)
         value[third:2 * third] = rng.uniform(lo[third:2 * third], hi[third:2 * third])

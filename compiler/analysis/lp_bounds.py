@@ -11,7 +11,8 @@ over the LP relaxation of edge-layers start+1..k-1 with the current bounds:
 * the input set as variables: ``Box`` as ``lower <= x <= upper``; ``SparseBox`` as
   ``x = c + p - q`` with ``0 <= p_i <= upper_i - c_i``, ``0 <= q_i <= c_i - lower_i`` and the
   relaxed budget ``sum_i p_i / (upper_i - c_i) + q_i / (c_i - lower_i) <= k`` (no column for
-  a direction with a zero range; fixed coordinates of a ``Box`` are constants too).  This is
+  a direction with a zero range; fixed coordinates of a ``Box`` are constants too), and its
+  ``free`` coordinates as ``lower_i <= x_i <= upper_i``.  This is
   the relaxation ``|x_i - c_i| <= range_i s_i``, ``0 <= s_i <= 1``, ``sum s_i <= k`` split
   into up and down parts with ``s`` eliminated; its projection on ``x`` is the convex hull of
   the set, so an LP over it attains the set's exact range for a linear function;
@@ -101,6 +102,7 @@ class TriangleLP:
     def __init__(self, input_set, deadline: float | None):
         import highspy
         self.optimal = highspy.HighsModelStatus.kOptimal
+        self.unknown = highspy.HighsModelStatus.kUnknown
         self.h = new_highs()
         self.deadline = deadline
         self.n_cols = self.n_rows = 0
@@ -201,6 +203,11 @@ class TriangleLP:
             # HiGHS compares its time limit with the run time summed over all runs.
             h.setOptionValue("time_limit", h.getRunTime() + left)
         h.run()
+        if h.getModelStatus() == self.unknown:
+            # HiGHS 1.15 sometimes gives up on a warm start (seen under the budget row, primal
+            # simplex); the same LP from scratch solves.
+            h.clearSolver()
+            h.run()
         if h.getModelStatus() != self.optimal:
             return None
         return float(h.getInfo().objective_function_value)
@@ -214,14 +221,20 @@ def _encode_box(model: TriangleLP, box: Box):
 
 def _encode_sparse_box(model: TriangleLP, s: SparseBox):
     up, down = s.upper - s.center, s.center - s.lower
+    up[s.free] = down[s.free] = 0.0       # the free coordinates: a box, outside the budget
     moves_up, moves_down = np.flatnonzero(up > 0), np.flatnonzero(down > 0)
     p, q = model.add_cols(np.zeros(len(moves_up)), up[moves_up]), \
         model.add_cols(np.zeros(len(moves_down)), down[moves_down])
     model.add_rows(np.zeros(len(p) + len(q), dtype=int), np.concatenate([p, q]),
                    np.concatenate([1.0 / up[moves_up], 1.0 / down[moves_down]]), -np.inf,
                    float(s.k), 1)
-    entering = model.columns(s.n, moves_up, p) - model.columns(s.n, moves_down, q)
-    return sp.csr_matrix(entering), s.center
+    boxed = s.free[s.upper[s.free] > s.lower[s.free]]
+    r = model.add_cols(s.lower[boxed], s.upper[boxed])
+    entering = (model.columns(s.n, moves_up, p) - model.columns(s.n, moves_down, q)
+                + model.columns(s.n, boxed, r))
+    constant = s.center.copy()
+    constant[boxed] = 0.0
+    return sp.csr_matrix(entering), constant
 
 
 def _relu_rows(model: TriangleLP, edge, z: np.ndarray, lo: np.ndarray, hi: np.ndarray):
