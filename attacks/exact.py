@@ -2,6 +2,7 @@
 with free ReLU phases (big-M with budget-aware bounds), or a proof that none exists."""
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import replace
 
@@ -20,13 +21,18 @@ from compiler.passes import PassOptions
 from compiler.queries import input_query
 
 
+MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms per set)
+PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
+
+
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
                  work: Work, accept) -> AttackResult:
     """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
     P-1, bounds over every change of at most K inputs rule out the target classes they can
-    (a proof, with no MILP); for K = 1 input splitting then decides each pixel's change
-    exactly; every target class still open gets one MILP with free ReLU phases and at most K
-    changed inputs (budget-aware bounds make small K tight and fast).  The first K with a validated solution
+    (a proof, with no MILP); then the search over sets of K pixels (``_pixel_sets``) decides
+    K when few sets survive their bounds; every target class still open gets one MILP with
+    free ReLU phases and at most K changed inputs (budget-aware bounds make small K tight
+    and fast).  The first K with a validated solution
     is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
     proved:
 
@@ -54,10 +60,11 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
         work.stage(f"exact: margin bounds, {budget} inputs")
         try:
             refuted = _refuted_by_bounds(net, x, candidates, config, budget, work)
-            if budget == 1 and not refuted.all():
-                work.stage("exact: every single-pixel change, by input splitting")
-                refuted, found = _single_pixel(net, x, candidates, refuted, config, work)
-                if found is not None and not validate(net, x, found[1], label, config.linf, 1):
+            if not refuted.all():
+                work.stage(f"exact: sets of {budget} pixels")
+                refuted, found = _pixel_sets(net, x, candidates, refuted, budget, config, work)
+                if found is not None and not validate(net, x, found[1], label, config.linf,
+                                                      budget):
                     accept(result, found[1], found[0])
                     return _verdict(result, proved, config)
         except StageFailure:       # the attack's budget is spent
@@ -130,36 +137,91 @@ def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
     return refuted
 
 
-def _single_pixel(net, x, candidates, refuted: np.ndarray, config: AttackConfig, work: Work):
-    """Changes of one pixel, decided exactly: each pixel's values (one, or its channels) span
-    a box of a few inputs, which input splitting (``attacks.input_split``) proves safe or
-    breaks for every target not yet ruled out.  ``(refuted, (target, x) or None)``: every
-    target ruled out when every pixel was proved, else ``refuted`` as it was (a pixel left
-    undecided by the time limit leaves the targets to the MILPs)."""
+def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: AttackConfig,
+                work: Work):
+    """Changes of at most ``budget`` pixels decided without a MILP, when few sets of pixels
+    survive their bounds.  Level j = 1 .. budget-1 bounds every set T of j pixels whose
+    subsets of j-1 pixels all survived: symbolic bounds over the changes of T's pixels (a
+    box) and of at most budget-j others (``SparseBox`` with ``free``); T survives while one
+    open target's margins are not all kept below 0.  A change of a set A of at most
+    ``budget`` pixels lies in the changes of every T inside A (with at most budget-|T|
+    others), so every subset of A survives and A is reached at level ``budget``, where input
+    splitting (``attacks.input_split``) decides each surviving set's box exactly.
+
+    When a level would hold more than ``MAX_PIXEL_SETS`` sets, only the
+    ``PARTIAL_PIXEL_SETS`` built from the survivors with the highest bounds are searched,
+    for a counterexample (no proof then).
+
+    ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
+    without a counterexample; ``refuted`` as it was when the search was cut or the time ran
+    out (the MILPs take over)."""
     from attacks.input_split import spec_network, split_search
-    from compiler.analysis.bounds import input_box
+    from compiler.analysis.bounds import input_box, layer_bounds
+    from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
     groups = net.pixel_groups()
     pixel = np.arange(net.n_inputs) if groups is None else groups
+    per_pixel = int(np.bincount(pixel).max())
     open_ = [c for c, out in zip(candidates, refuted) if not out]
     if not open_:
         return refuted, None
+    conjunctions = [conj for _, conj in open_]
+    margins_of = spec_network(net, conjunctions)
+    spec, owner = margins_of
     left = work.time_limit()
     deadline = None if left is None else time.perf_counter() + left
-    say, pixels = paced(), np.unique(pixel[hi > lo])
-    conjunctions = [conj for _, conj in open_]
-    spec = spec_network(net, conjunctions)
-    for done, p in enumerate(pixels):
-        say(lambda: f"exact: single-pixel changes, {done} of {len(pixels)} pixels proved")
-        mine = pixel == p
-        outcome, found = split_search(net, np.where(mine, lo, x), np.where(mine, hi, x),
-                                      conjunctions, deadline, PROOF_TOLERANCE, spec=spec)
-        if outcome == "sat":
-            y = net(found)
-            return refuted, (next(t for t, conj in open_ if conj.holds(y)), found)
-        if outcome != "proved":
-            return refuted, None
-    return np.ones_like(refuted), None
+    say = paced()
+    coordinates = {int(p): np.flatnonzero(pixel == p) for p in np.unique(pixel[hi > lo])}
+    level, whole = [(p,) for p in coordinates], True
+    for size in range(1, budget + 1):
+        if len(level) > MAX_PIXEL_SETS:
+            level, whole = level[:PARTIAL_PIXEL_SETS], False
+        survivors = {}          # pixel set -> its weakest open margin's bound
+        for done, chosen in enumerate(level):
+            say(lambda: f"exact: sets of {size} of {budget} pixels, {done} of {len(level)} "
+                        f"bounded, {len(survivors)} left")
+            if deadline is not None and time.perf_counter() >= deadline:
+                return refuted, None
+            inside = np.concatenate([coordinates[p] for p in chosen])
+            if size == budget:
+                box = np.isin(np.arange(net.n_inputs), inside)
+                outcome, found = split_search(net, np.where(box, lo, x), np.where(box, hi, x),
+                                              conjunctions, deadline, PROOF_TOLERANCE,
+                                              spec=margins_of)
+                if outcome == "sat":
+                    y = net(found)
+                    return refuted, (next(t for t, conj in open_ if conj.holds(y)), found)
+                if outcome != "proved":
+                    return refuted, None
+                continue
+            changes = SparseBox(x, lo, hi, min((budget - size) * per_pixel, net.n_inputs),
+                                free=inside)
+            margins = layer_bounds(spec, changes, "symbolic").upper[spec.depth]
+            weakest = np.full(len(open_), np.inf)
+            np.minimum.at(weakest, owner, margins)
+            if weakest.max() >= -PROOF_TOLERANCE:
+                survivors[chosen] = float(weakest.max())
+        level = _larger_sets(survivors)
+    return (np.ones_like(refuted) if whole else refuted), None
+
+
+def _larger_sets(survivors: dict[tuple, float]) -> list[tuple]:
+    """The sets of one more pixel whose every subset one smaller survived (``survivors``:
+    sorted tuples and their bounds), highest first by the lower bound of the two survivors
+    they join (two sets sharing all but their last pixel)."""
+    by_prefix: dict[tuple, list[int]] = {}
+    for chosen in survivors:
+        by_prefix.setdefault(chosen[:-1], []).append(chosen[-1])
+    larger = []
+    for prefix, lasts in by_prefix.items():
+        for a, b in itertools.combinations(sorted(lasts), 2):
+            candidate = prefix + (a, b)
+            if all(candidate[:i] + candidate[i + 1:] in survivors
+                   for i in range(len(candidate) - 2)):
+                larger.append((min(survivors[prefix + (a,)], survivors[prefix + (b,)]),
+                               candidate))
+    larger.sort(key=lambda pair: -pair[0])
+    return [candidate for _, candidate in larger]
 
 
 def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):

@@ -157,8 +157,8 @@ def test_single_pixel_changes_are_decided_exactly_by_input_splitting(network, im
     for i in correctly_classified(net, x, y, max(images) + 1)[images]:
         candidates = targeted_candidates(ArgmaxIsNot(int(y[i]), config.margin), net(x[i]))
         none = np.zeros(len(candidates), bool)
-        refuted, found = exact_module._single_pixel(net, x[i], candidates, none, config,
-                                                    exact_module.Work())
+        refuted, found = exact_module._pixel_sets(net, x[i], candidates, none, 1, config,
+                                                  exact_module.Work())
         if found is None:
             assert refuted.all()
             assert not single_pixel_scan(net, x[i], [conj for _, conj in candidates])
@@ -168,6 +168,52 @@ def test_single_pixel_changes_are_decided_exactly_by_input_splitting(network, im
             assert dict(candidates)[target].holds(net(changed))
         outcomes.append(found is not None)
     assert outcomes == attacked
+
+
+def test_larger_pixel_sets_need_every_smaller_subset_by_hand():
+    from attacks.exact import _larger_sets
+    survivors = {(1, 2): 0.5, (1, 3): 0.2, (2, 3): 0.1, (1, 4): 0.9, (5, 6): 0.3}
+    # (1,2,3): every pair survived; (1,2,4) lacks (2,4), (1,3,4) lacks (3,4)
+    assert _larger_sets(survivors) == [(1, 2, 3)]
+    pairs = _larger_sets({(p,): float(p) for p in (3, 1, 2)})
+    assert pairs[0] == (2, 3) and sorted(pairs) == [(1, 2), (1, 3), (2, 3)]  # highest first
+
+
+def test_pixel_sets_prove_and_find_as_the_milps_do():
+    """On the 8-16 network, the 4th correctly classified image needs 2 pixels and the 5th 3
+    (proved optima, also by the MILPs alone): the pixel-set search proves 1 pixel and finds a
+    2-pixel attack on the first, and proves 2 pixels on the second, where each budget-2 MILP
+    is infeasible too."""
+    from dataclasses import replace
+    from attacks import exact as exact_module
+    from attacks.result import StageFailure
+    from attacks.validate import count_pixels
+    from conftest import correctly_classified
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    x, y = load_mnist()
+    net = load_shared_network(MNIST_8_16)
+    needs_two, needs_three = correctly_classified(net, x, y, 5)[3:5]
+    config = AttackConfig(linf=1.0, max_pixels=3, strategy="exact")
+
+    def search(i, budget):
+        candidates = targeted_candidates(ArgmaxIsNot(int(y[i]), config.margin), net(x[i]))
+        none = np.zeros(len(candidates), bool)
+        return candidates, exact_module._pixel_sets(net, x[i], candidates, none, budget,
+                                                    config, exact_module.Work())
+
+    _, (refuted, found) = search(needs_two, 1)
+    assert refuted.all() and found is None
+    candidates, (_, found) = search(needs_two, 2)
+    target, changed = found
+    assert count_pixels(net, changed - x[needs_two]) == 2
+    assert dict(candidates)[target].holds(net(changed)) and net.domain.contains(changed)
+    candidates, (refuted, found) = search(needs_three, 2)
+    assert refuted.all() and found is None
+    for _, conj in candidates:          # the independent reference: every MILP infeasible
+        with pytest.raises(StageFailure) as failure:
+            exact_module._exact_milp(net, x[needs_three], conj, replace(config, max_pixels=2),
+                                     exact_module.Work(60), {})
+        assert failure.value.status == "infeasible"
 
 
 def test_attack_cli_writes_validated_results_and_reports(tmp_path):
