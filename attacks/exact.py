@@ -22,6 +22,7 @@ from compiler.queries import input_query
 
 
 MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms per set)
+MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MILPs
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
 
 
@@ -32,7 +33,8 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     (a proof, with no MILP); then the search over sets of K pixels (``_pixel_sets``) decides
     K when few sets survive their bounds; every target class still open gets one MILP with
     free ReLU phases and at most K changed inputs (budget-aware bounds make small K tight
-    and fast).  The first K with a validated solution
+    and fast), all of them within ``MILP_SHARE`` of the attack's time left, so that a
+    network whose MILPs do not finish still gets the searches of larger K.  The first K with a validated solution
     is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
     proved:
 
@@ -69,28 +71,34 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
                     return _verdict(result, proved, config)
         except StageFailure:       # the attack's budget is spent
             return _verdict(result, False, config)
-        for (target_class, conj), ruled_out in zip(candidates, refuted):
-            if ruled_out:          # no input of the budget meets it: proved without a MILP
-                continue
-            result.tried += 1
-            work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
-            try:
-                x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget), work,
-                                    cache)
-            except StageFailure as failure:
-                if failure.status != Status.INFEASIBLE.value:
+        with work.share(MILP_SHARE):
+            for (target_class, conj), ruled_out in zip(candidates, refuted):
+                if ruled_out:      # no input of the budget meets it: proved without a MILP
+                    continue
+                result.tried += 1
+                work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
+                try:
+                    if work.time_limit() == 0.0:
+                        raise StageFailure("exact MILP", Status.TIME_LIMIT.value,
+                                           f"the MILPs' share of the time ({MILP_SHARE:g}) "
+                                           "is spent")
+                    x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget),
+                                        work, cache)
+                except StageFailure as failure:
+                    if failure.status != Status.INFEASIBLE.value:
+                        proved = False
+                        result.reason = (f"target {target_class}, {budget} inputs: "
+                                         f"{failure.status}")
+                        if failure.stage == "budget":
+                            return _verdict(result, False, config)
+                    continue
+                problem = validate(net, x, x_adv, label, config.linf, budget)
+                if problem:
                     proved = False
-                    result.reason = f"target {target_class}, {budget} inputs: {failure.status}"
-                    if failure.stage == "budget":
-                        return _verdict(result, False, config)
-                continue
-            problem = validate(net, x, x_adv, label, config.linf, budget)
-            if problem:
-                proved = False
-                result.reason = f"target {target_class}: rejected by validation: {problem}"
-                continue
-            accept(result, x_adv, target_class)
-            return _verdict(result, proved, config)
+                    result.reason = f"target {target_class}: rejected by validation: {problem}"
+                    continue
+                accept(result, x_adv, target_class)
+                return _verdict(result, proved, config)
     return _verdict(result, proved, config)
 
 

@@ -13,6 +13,7 @@ counts through ``paced``, which asks for the text at most once a second.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 from attacks.result import StageFailure
@@ -61,6 +62,7 @@ class Work:
         self.call_limit = call_limit
         self.budget = budget
         self.deadline = None if budget is None else time.perf_counter() + budget
+        self.share_end = None    # a stage's own end (``share``), inside the budget
         self.limits_hit = 0      # calls stopped by a limit (with or without a solution)
         self.errors = 0          # calls that ended in a solver error
         self.current = ""        # the stage the attack is in (``stage``)
@@ -71,12 +73,27 @@ class Work:
         tell(text)
 
     def time_limit(self) -> float | None:
-        """Seconds the next solver call may take; StageFailure when the budget is spent."""
+        """Seconds the next solver call may take (the per-call limit, cut to what the budget
+        and a ``share`` leave); StageFailure when the budget is spent."""
         self.check()
-        if self.deadline is None:
+        ends = [end for end in (self.deadline, self.share_end) if end is not None]
+        if not ends:
             return self.call_limit
-        left = self.deadline - time.perf_counter()
+        left = max(min(ends) - time.perf_counter(), 0.0)
         return left if self.call_limit is None else min(self.call_limit, left)
+
+    @contextlib.contextmanager
+    def share(self, fraction: float):
+        """Solver calls inside the block end within ``fraction`` of the budget left (no
+        effect without a budget): a stage that may not take all of it."""
+        saved = self.share_end
+        if self.deadline is not None:
+            now = time.perf_counter()
+            self.share_end = now + fraction * max(self.deadline - now, 0.0)
+        try:
+            yield
+        finally:
+            self.share_end = saved
 
     def check(self) -> None:
         """StageFailure(time_limit) once the attack's wall-clock budget is spent."""

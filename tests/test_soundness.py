@@ -76,3 +76,20 @@ def test_a_time_limit_is_never_reported_as_infeasible(limits):
         result = attack(net, x[0], int(y[0]), AttackConfig(strategy="exact", max_pixels=15,
                                                           **limits))
         assert result.success and result.status == "feasible"
+
+
+def test_a_share_of_the_budget_caps_the_solver_calls_inside_it_only():
+    """exact gives one pixel budget's MILPs a quarter of the time left (``Work.share``): the
+    calls inside get at most that, later ones the per-call limit again; without a budget a
+    share changes nothing."""
+    from attacks.work import Work
+    work = Work(call_limit=60.0, budget=100.0)
+    with work.share(0.25):
+        assert 24.0 < work.time_limit() <= 25.0
+        with work.share(0.0):
+            assert work.time_limit() == 0.0
+        assert 24.0 < work.time_limit() <= 25.0
+    assert work.time_limit() == 60.0
+    unbounded = Work(call_limit=60.0)
+    with unbounded.share(0.25):
+        assert unbounded.time_limit() == 60.0
