@@ -181,7 +181,8 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     say = paced()
     coordinates = {int(p): np.flatnonzero(pixel == p) for p in np.unique(pixel[hi > lo])}
     level, whole = [(p,) for p in coordinates], True
-    for size in range(1, budget + 1):
+    last = min(budget, len(coordinates))      # with fewer pixels than that: all of them
+    for size in range(1, last + 1):
         if len(level) > MAX_PIXEL_SETS:
             level, whole = level[:PARTIAL_PIXEL_SETS], False
         survivors = {}          # pixel set -> its weakest open margin's bound
@@ -191,7 +192,7 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
             if deadline is not None and time.perf_counter() >= deadline:
                 return refuted, None
             inside = np.concatenate([coordinates[p] for p in chosen])
-            if size == budget:
+            if size == last:
                 box = np.isin(np.arange(net.n_inputs), inside)
                 outcome, found = split_search(net, np.where(box, lo, x), np.where(box, hi, x),
                                               conjunctions, deadline, PROOF_TOLERANCE,

@@ -179,6 +179,22 @@ def test_larger_pixel_sets_need_every_smaller_subset_by_hand():
     assert pairs[0] == (2, 3) and sorted(pairs) == [(1, 2), (1, 3), (2, 3)]  # highest first
 
 
+def test_pixel_sets_of_more_pixels_than_the_input_has_still_search_it_all():
+    """The paper's 2-input network, L-inf 0.5 around (0.5, 0.5): an attack exists (one input
+    suffices); with a budget of 3 the sets cannot have 3 pixels, and the search must still
+    reach the whole box, not call it proved."""
+    from attacks import exact as exact_module
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    net, x = paper_network(), np.array([0.5, 0.5])
+    config = AttackConfig(linf=0.5, strategy="exact")
+    candidates = targeted_candidates(ArgmaxIsNot(0, config.margin), net(x))
+    for budget in (1, 2, 3):
+        refuted, found = exact_module._pixel_sets(net, x, candidates, np.zeros(1, bool), budget,
+                                                  config, exact_module.Work())
+        assert not refuted.any() and found is not None
+        assert int(np.argmax(net(found[1]))) == 1 and np.max(np.abs(found[1] - x)) <= 0.5
+
+
 def test_pixel_sets_prove_and_find_as_the_milps_do():
     """On the 8-16 network, the 4th correctly classified image needs 2 pixels and the 5th 3
     (proved optima, also by the MILPs alone): the pixel-set search proves 1 pixel and finds a
