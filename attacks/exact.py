@@ -34,8 +34,8 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     K when few sets survive their bounds; every target class still open gets one MILP with
     free ReLU phases and at most K changed inputs (budget-aware bounds make small K tight
     and fast), all of them within ``MILP_SHARE`` of the attack's time left, so that a
-    network whose MILPs do not finish still gets the searches of larger K.  The first K with a validated solution
-    is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
+    network whose MILPs do not finish still gets the searches of larger K.  The first K with
+    a validated solution is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
     proved:
 
     * ``optimal``: the count is the minimum;
@@ -78,10 +78,6 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
                 result.tried += 1
                 work.stage(f"exact MILP, {budget} inputs, target class {target_class}")
                 try:
-                    if work.time_limit() == 0.0:
-                        raise StageFailure("exact MILP", Status.TIME_LIMIT.value,
-                                           f"the MILPs' share of the time ({MILP_SHARE:g}) "
-                                           "is spent")
                     x_adv = _exact_milp(net, x, conj, replace(config, max_pixels=budget),
                                         work, cache)
                 except StageFailure as failure:
@@ -108,11 +104,19 @@ def _free_phases(net, x, config: AttackConfig, pixels: int) -> int:
     from compiler.analysis.bounds import input_box, layer_bounds
     from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
-    groups = net.pixel_groups()
-    per_pixel = 1 if groups is None else int(np.bincount(groups).max())
+    per_pixel = _pixels(net)[1]
     analysis = layer_bounds(net, SparseBox(x, lo, hi, min(pixels * per_pixel, net.n_inputs)),
                             "interval" if config.exact.bounds == "lp" else config.exact.bounds)
     return sum(analysis.unstable.values()) + sum(analysis.undecided.values())
+
+
+def _pixels(net) -> tuple[np.ndarray, int]:
+    """Each input value's pixel (``Network.pixel_groups``, or the value itself) and the
+    most values one pixel holds."""
+    groups = net.pixel_groups()
+    if groups is None:
+        return np.arange(net.n_inputs), 1
+    return groups, int(np.bincount(groups).max())
 
 
 def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
@@ -128,8 +132,7 @@ def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
     from compiler.analysis.input_sets import SparseBox
     spec, owner = spec_network(net, [conj for _, conj in candidates])
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
-    groups = net.pixel_groups()
-    per_pixel = 1 if groups is None else int(np.bincount(groups).max())
+    per_pixel = _pixels(net)[1]
     changes = SparseBox(x, lo, hi, min(budget * per_pixel, net.n_inputs))
     refuted = np.zeros(len(candidates), bool)
     for method in [m for m in dict.fromkeys(("symbolic", config.exact.bounds))
@@ -167,9 +170,7 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     from compiler.analysis.bounds import input_box, layer_bounds
     from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
-    groups = net.pixel_groups()
-    pixel = np.arange(net.n_inputs) if groups is None else groups
-    per_pixel = int(np.bincount(pixel).max())
+    pixel, per_pixel = _pixels(net)
     open_ = [c for c, out in zip(candidates, refuted) if not out]
     if not open_:
         return refuted, None

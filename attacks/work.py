@@ -74,8 +74,12 @@ class Work:
 
     def time_limit(self) -> float | None:
         """Seconds the next solver call may take (the per-call limit, cut to what the budget
-        and a ``share`` leave); StageFailure when the budget is spent."""
+        and a ``share`` leave); StageFailure when the budget or the share is spent."""
         self.check()
+        if self.share_end is not None and time.perf_counter() >= self.share_end:
+            self.limits_hit += 1
+            raise StageFailure("share", Status.TIME_LIMIT.value,
+                               "this stage's share of the attack's budget is spent")
         ends = [end for end in (self.deadline, self.share_end) if end is not None]
         if not ends:
             return self.call_limit

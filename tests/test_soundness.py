@@ -82,12 +82,14 @@ def test_a_share_of_the_budget_caps_the_solver_calls_inside_it_only():
     """exact gives one pixel budget's MILPs a quarter of the time left (``Work.share``): the
     calls inside get at most that, later ones the per-call limit again; without a budget a
     share changes nothing."""
+    from attacks.result import StageFailure
     from attacks.work import Work
     work = Work(call_limit=60.0, budget=100.0)
     with work.share(0.25):
         assert 24.0 < work.time_limit() <= 25.0
-        with work.share(0.0):
-            assert work.time_limit() == 0.0
+        with work.share(0.0), pytest.raises(StageFailure) as spent:
+            work.time_limit()
+        assert (spent.value.stage, spent.value.status) == ("share", "time_limit")
         assert 24.0 < work.time_limit() <= 25.0
     assert work.time_limit() == 60.0
     unbounded = Work(call_limit=60.0)
