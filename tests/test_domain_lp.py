@@ -136,3 +136,32 @@ def test_a_domain_started_from_its_parents_basis_has_the_optimum_of_a_fresh_lp(s
                     assert started[0] == pytest.approx(expected[0], abs=1e-7)
                     compared += 1
     assert compared >= 4
+
+
+class GivesUpOnce:
+    """A HiGHS model whose first solve ends ``kUnknown`` (as HiGHS 1.15 sometimes does on a
+    warm start); everything else is the real model's."""
+
+    def __init__(self, h):
+        import highspy
+        self._h, self._unknown, self.cleared = h, highspy.HighsModelStatus.kUnknown, 0
+        self._pending = True
+
+    def __getattr__(self, name):
+        return getattr(self._h, name)
+
+    def getModelStatus(self):
+        return self._unknown if self._pending else self._h.getModelStatus()
+
+    def clearSolver(self):
+        self.cleared += 1
+        self._pending = False
+        return self._h.clearSolver()
+
+
+def test_a_solve_that_gives_up_is_run_again_from_scratch():
+    lp, _ = tent_lp()
+    lp.model.h = flaky = GivesUpOnce(lp.model.h)
+    bound, x = lp.maximize(0)
+    assert flaky.cleared == 1
+    assert bound == pytest.approx(0.75, abs=1e-6) and x[0] == pytest.approx(0.5, abs=1e-6)

@@ -88,8 +88,7 @@ class DomainLP:
         model, h = self.model, self.model.h
         span = slice(self.objective.indptr[j], self.objective.indptr[j + 1])
         model.set_costs(self.objective.indices[span], self.objective.data[span])
-        h.run()
-        status = h.getModelStatus()
+        status = model.run()
         if status == self.status.kInfeasible:
             return None
         if status != self.status.kOptimal:

@@ -202,15 +202,20 @@ class TriangleLP:
                 return None
             # HiGHS compares its time limit with the run time summed over all runs.
             h.setOptionValue("time_limit", h.getRunTime() + left)
+        if self.run() != self.optimal:
+            return None
+        return float(h.getInfo().objective_function_value)
+
+    def run(self):
+        """Solve from the last basis; the model status."""
+        h = self.h
         h.run()
         if h.getModelStatus() == self.unknown:
             # HiGHS 1.15 sometimes gives up on a warm start (seen under the budget row, primal
             # simplex); the same LP from scratch solves.
             h.clearSolver()
             h.run()
-        if h.getModelStatus() != self.optimal:
-            return None
-        return float(h.getInfo().objective_function_value)
+        return h.getModelStatus()
 
 
 def _encode_box(model: TriangleLP, box: Box):
