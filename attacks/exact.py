@@ -24,6 +24,7 @@ from compiler.queries import input_query
 MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms per set)
 MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MILPs
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
+MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.05 ms per set)
 
 
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
@@ -35,8 +36,8 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     free ReLU phases and at most K changed inputs (budget-aware bounds make small K tight
     and fast), all of them within ``MILP_SHARE`` of the attack's time left, so that a
     network whose MILPs do not finish still gets the searches of larger K.  The first K with
-    a validated solution is the minimum when every target was proved infeasible for K-1.  ``status`` says what was
-    proved:
+    a validated solution is the minimum when every target was proved infeasible for K-1.
+    ``status`` says what was proved:
 
     * ``optimal``: the count is the minimum;
     * ``infeasible``: no adversarial input exists within the budget (a proof);
@@ -156,17 +157,17 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     box) and of at most budget-j others (``SparseBox`` with ``free``); T survives while one
     open target's margins are not all kept below 0.  A change of a set A of at most
     ``budget`` pixels lies in the changes of every T inside A (with at most budget-|T|
-    others), so every subset of A survives and A is reached at level ``budget``, where input
-    splitting (``attacks.input_split``) decides each surviving set's box exactly.
+    others), so every subset of A survives and A is reached at level ``budget``, where each
+    set's box is decided by ``_boxed_sets``.
 
-    When a level would hold more than ``MAX_PIXEL_SETS`` sets, only the
-    ``PARTIAL_PIXEL_SETS`` built from the survivors with the highest bounds are searched,
-    for a counterexample (no proof then).
+    When a level below the last would hold more than ``MAX_PIXEL_SETS`` sets (the last: more
+    than ``MAX_BOXED_SETS``), only the first ones, built from the survivors with the highest
+    bounds, are searched, for a counterexample (no proof then).
 
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
     out (the MILPs take over)."""
-    from attacks.input_split import spec_network, split_search
+    from attacks.input_split import spec_network
     from compiler.analysis.bounds import input_box, layer_bounds
     from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
@@ -174,16 +175,14 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     open_ = [c for c, out in zip(candidates, refuted) if not out]
     if not open_:
         return refuted, None
-    conjunctions = [conj for _, conj in open_]
-    margins_of = spec_network(net, conjunctions)
-    spec, owner = margins_of
+    spec, owner = spec_network(net, [conj for _, conj in open_])
     left = work.time_limit()
     deadline = None if left is None else time.perf_counter() + left
     say = paced()
     coordinates = {int(p): np.flatnonzero(pixel == p) for p in np.unique(pixel[hi > lo])}
     level, whole = [(p,) for p in coordinates], True
     last = min(budget, len(coordinates))      # with fewer pixels than that: all of them
-    for size in range(1, last + 1):
+    for size in range(1, last):
         if len(level) > MAX_PIXEL_SETS:
             level, whole = level[:PARTIAL_PIXEL_SETS], False
         survivors = {}          # pixel set -> its weakest open margin's bound
@@ -193,26 +192,77 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
             if deadline is not None and time.perf_counter() >= deadline:
                 return refuted, None
             inside = np.concatenate([coordinates[p] for p in chosen])
-            if size == last:
-                box = np.isin(np.arange(net.n_inputs), inside)
-                outcome, found = split_search(net, np.where(box, lo, x), np.where(box, hi, x),
-                                              conjunctions, deadline, PROOF_TOLERANCE,
-                                              spec=margins_of)
-                if outcome == "sat":
-                    y = net(found)
-                    return refuted, (next(t for t, conj in open_ if conj.holds(y)), found)
-                if outcome != "proved":
-                    return refuted, None
-                continue
             changes = SparseBox(x, lo, hi, min((budget - size) * per_pixel, net.n_inputs),
                                 free=inside)
             margins = layer_bounds(spec, changes, "symbolic").upper[spec.depth]
-            weakest = np.full(len(open_), np.inf)
-            np.minimum.at(weakest, owner, margins)
+            weakest = _weakest(margins[None], owner, len(open_))[0]
             if weakest.max() >= -PROOF_TOLERANCE:
                 survivors[chosen] = float(weakest.max())
         level = _larger_sets(survivors)
-    return (np.ones_like(refuted) if whole else refuted), None
+    if len(level) > MAX_BOXED_SETS:
+        level, whole = level[:MAX_BOXED_SETS], False
+    outcome = _boxed_sets(net, x, lo, hi, [np.concatenate([coordinates[p] for p in chosen])
+                                           for chosen in level],
+                          open_, (spec, owner), deadline, say)
+    if outcome is None:
+        return refuted, None
+    if outcome is True:
+        return (np.ones_like(refuted) if whole else refuted), None
+    return refuted, outcome
+
+
+def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say):
+    """Each box moves the inputs it lists between ``lo`` and ``hi`` (the rest stay at x):
+    batched input splitting on all of them (``attacks.input_split.split_many``), then
+    ``split_search`` (back-substitution bounds) on the pieces it leaves open.  ``True`` when
+    no box holds a counterexample, ``(target, x_adv)`` for the first one found, None when the
+    time ran out or a piece stayed undecided."""
+    from attacks.input_split import split_many, split_search
+    width = max((len(box) for box in boxes), default=0)
+    coords = np.full((len(boxes), width), -1)
+    for row, box in enumerate(boxes):
+        coords[row, :len(box)] = box
+    index = np.maximum(coords, 0)
+    outcome, detail = split_many(margins_of, x, coords, lo[index] - x[index],
+                                 hi[index] - x[index], deadline, PROOF_TOLERANCE, say)
+    if outcome == "proved":
+        return True
+    if outcome == "sat":
+        return _target_met(net, detail[1], open_)
+    if outcome != "left":
+        return None
+    conjunctions = [conj for _, conj in open_]
+    for done, (row, d_lo, d_hi) in enumerate(zip(*detail)):
+        say(lambda: f"exact: input splitting, {done} of {len(detail[0])} boxes")
+        moved = coords[row][coords[row] >= 0]
+        low, high = x.copy(), x.copy()
+        low[moved] += d_lo[:len(moved)]
+        high[moved] += d_hi[:len(moved)]
+        outcome, found = split_search(net, np.maximum(low, lo), np.minimum(high, hi),
+                                      conjunctions, deadline, PROOF_TOLERANCE, spec=margins_of)
+        if outcome == "sat":
+            return _target_met(net, found, open_)
+        if outcome != "proved":
+            return None
+    return True
+
+
+def _target_met(net, x_adv, open_):
+    """``(target, x_adv)`` for the first open target x_adv meets; None when rounding in the
+    margins made a point on a boundary look like a counterexample (then nothing is
+    claimed)."""
+    y = net(x_adv)
+    met = [t for t, conj in open_ if conj.holds(y)]
+    return (met[0], x_adv) if met else None
+
+
+def _weakest(margins: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per row of margin bounds ``(B, margins)``, each of ``count`` targets' weakest (lowest)
+    margin bound: ``(B, count)``."""
+    weakest = np.full((len(margins), count), np.inf)
+    for target in range(count):
+        weakest[:, target] = margins[:, owner == target].min(axis=1, initial=np.inf)
+    return weakest
 
 
 def _larger_sets(survivors: dict[tuple, float]) -> list[tuple]:

@@ -106,3 +106,86 @@ def _split_input(spec, owner, open_, centre, lo, hi) -> int | None:
     row[0, weakest] = 1.0
     smear = np.abs(input_gradients(spec, trace, row)[0]) * width
     return int(np.argmax(smear)) if np.any(smear > 0) else int(np.argmax(width))
+
+
+MAX_PIECES = 1_000_000    # boxes split in one batch at most (memory); past it: handed back
+MAX_ROUNDS = 30           # halvings of one box in the batch; past them: handed back
+POINTS_PER_BATCH = 2_048  # centres run through the network at once
+
+
+def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray,
+               d_hi: np.ndarray, deadline: float | None, tolerance: float, say=None):
+    """Input splitting on many small boxes at once: box b moves the inputs ``coords[b]``
+    (``-1`` pads) of ``center`` by ``d_lo[b] .. d_hi[b]``.  Each round bounds every open
+    piece by forward symbolic bounds (``compiler.analysis.forward_symbolic``, batched), drops
+    the pieces where every conjunction has a margin bounded below ``-tolerance``, tries the
+    centres of the rest as counterexamples, and halves each along the input whose range times
+    its first-layer column's size is largest.
+
+    ``spec_of``: ``spec_network(net, conjunctions)``.  Returns ``("proved", None)``,
+    ``("sat", (box, x))`` (the float64 network meets a conjunction's margins at x, which moves
+    only box b's inputs, within its range), ``("timeout", None)``, or ``("left", (boxes,
+    d_lo, d_hi))`` with the pieces still open after ``MAX_ROUNDS`` rounds or at
+    ``MAX_PIECES`` (for a tighter search, e.g. ``split_search``)."""
+    from compiler.analysis.forward_symbolic import batch_size, set_bounds
+    spec, owner = spec_of
+    count = int(owner.max()) + 1
+    coords = np.asarray(coords, dtype=np.int64)
+    first = spec.edge(1).linear.weight
+    scale = np.asarray(abs(first).sum(axis=0)).ravel()          # per input: column size
+    scale = np.append(scale, 0.0)                                # for the padding (-1)
+    boxes = np.arange(len(coords))
+    lo, hi = np.array(d_lo, dtype=np.float64), np.array(d_hi, dtype=np.float64)
+    open_ = np.ones((len(coords), count), bool)
+    step = batch_size(spec, coords.shape[1])
+    for round_ in range(MAX_ROUNDS + 1):
+        alive = np.zeros(len(boxes), bool)
+        for start in range(0, len(boxes), step):
+            if say is not None:
+                say(lambda: f"batched input splitting, round {round_}: {start} of "
+                            f"{len(boxes)} boxes bounded")
+            if deadline is not None and time.perf_counter() >= deadline:
+                return "timeout", None
+            part = slice(start, start + step)
+            upper = set_bounds(spec, center, coords[boxes[part]], lo[part], hi[part])[1]
+            for target in range(count):
+                rows = owner == target
+                open_[part, target] &= upper[:, rows].min(axis=1) >= -tolerance
+            alive[part] = open_[part].any(axis=1)
+        boxes, lo, hi, open_ = boxes[alive], lo[alive], hi[alive], open_[alive]
+        if not len(boxes):
+            return "proved", None
+        found = _centre_meets(spec, owner, center, coords[boxes], (lo + hi) / 2, open_)
+        if found is not None:
+            return "sat", (int(boxes[found[0]]), found[1])
+        if round_ == MAX_ROUNDS or 2 * len(boxes) > MAX_PIECES:
+            break
+        size = (hi - lo) * scale[coords[boxes]]
+        dim = np.argmax(size, axis=1)
+        rows = np.arange(len(boxes))
+        mid = (lo[rows, dim] + hi[rows, dim]) / 2
+        left_hi, right_lo = hi.copy(), lo.copy()
+        left_hi[rows, dim] = right_lo[rows, dim] = mid
+        boxes, open_ = np.concatenate([boxes, boxes]), np.concatenate([open_, open_])
+        lo, hi = np.concatenate([lo, right_lo]), np.concatenate([left_hi, hi])
+    return "left", (boxes, lo, hi)
+
+
+def _centre_meets(spec, owner, center, coords, moves, open_):
+    """The first piece whose centre meets an open conjunction's margins in float64, as
+    ``(piece, x)``, or None."""
+    real = coords >= 0
+    index = np.where(real, coords, 0)
+    for start in range(0, len(coords), POINTS_PER_BATCH):
+        part = slice(start, start + POINTS_PER_BATCH)
+        points = np.tile(center, (len(index[part]), 1))
+        rows = np.arange(len(points))[:, None]
+        points[rows, index[part]] = np.where(real[part], center[index[part]] + moves[part],
+                                             points[rows, index[part]])
+        margins = spec(points)
+        for target in range(open_.shape[1]):
+            meets = open_[part, target] & (margins[:, owner == target].min(axis=1) >= 0)
+            if meets.any():
+                piece = int(np.flatnonzero(meets)[0])
+                return start + piece, points[piece]
+    return None
