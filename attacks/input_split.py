@@ -158,9 +158,13 @@ def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray
         found = _centre_meets(spec, owner, center, coords[boxes], (lo + hi) / 2, open_)
         if found is not None:
             return "sat", (int(boxes[found[0]]), found[1])
+        size = (hi - lo) * scale[coords[boxes]]
+        varies = size.max(axis=1) > 0      # else the network is constant on the piece:
+        boxes, lo, hi, open_, size = (v[varies] for v in (boxes, lo, hi, open_, size))
+        if not len(boxes):                 # its centre, not a counterexample, decided it
+            return "proved", None
         if round_ == MAX_ROUNDS or 2 * len(boxes) > MAX_PIECES:
             break
-        size = (hi - lo) * scale[coords[boxes]]
         dim = np.argmax(size, axis=1)
         rows = np.arange(len(boxes))
         mid = (lo[rows, dim] + hi[rows, dim]) / 2

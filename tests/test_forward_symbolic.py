@@ -222,3 +222,21 @@ def test_split_many_hands_back_what_it_could_not_close(mnist, monkeypatch):
         verdicts.add(split_search(net, np.where(moved, lo, x), np.where(moved, hi, x),
                                   conjunctions, None, TOLERANCE, spec=spec)[0])
     assert full[0] == "proved" and verdicts == {"proved"}
+
+
+def test_split_many_decides_a_point_by_its_centre(mnist):
+    """Boxes of zero width cannot be halved: the network is constant on them, so the centre
+    decides.  With a tolerance no bound can meet, a point that is not a counterexample is
+    still proved, and one that is comes back as ``sat``."""
+    net = mnist["8-16"]
+    x, label = mnist["x"][10].ravel().astype(float), int(mnist["y"][10])
+    conjunctions, spec = margins_of(net, x, label)
+    reference, lo, hi = one_pixel_verdicts(net, x, conjunctions, spec)
+    attacked = next(p for p, verdict in reference.items() if verdict == "sat")
+    found = split_search(net, np.where(np.arange(net.n_inputs) == attacked, lo, x),
+                         np.where(np.arange(net.n_inputs) == attacked, hi, x), conjunctions,
+                         None, TOLERANCE, spec=spec)[1]
+    point = [[found[attacked] - x[attacked]]]
+    assert split_many(spec, x, [[attacked]], point, point, None, 1e3)[0] == "sat"
+    zero = [[0.0]]
+    assert split_many(spec, x, [[attacked]], zero, zero, None, 1e3) == ("proved", None)
