@@ -10,8 +10,10 @@ import numpy as np
 
 from attacks.config import AttackConfig
 from attacks.direct import direct
+from attacks.dnc import dnc_search
 from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
+from attacks.shrink import shrink
 from attacks.solving import solve_for
 from attacks.validate import count_pixels, validate
 from attacks.work import Work, paced
@@ -29,7 +31,8 @@ MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.
 
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
                  work: Work, accept) -> AttackResult:
-    """Iterative deepening: ``direct`` (cheap) gives an upper bound P; then for K = 1, 2, ...
+    """Iterative deepening: the fewest pixels of ``direct``'s and ``dnc``'s answers (cheap)
+    give an upper bound P; then for K = 1, 2, ...
     P-1, bounds over every change of at most K inputs rule out the target classes they can
     (a proof, with no MILP); then the search over sets of K pixels (``_pixel_sets``) decides
     K when few sets survive their bounds; every target class still open gets one MILP with
@@ -46,7 +49,7 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
     ``accept(result, x_adv, target_class)`` records a validated answer.
     """
     limit = config.max_pixels if config.max_pixels is not None else net.n_inputs
-    best = _direct_upper_bound(net, x, label, candidates, config, result, work)
+    best = _upper_bound(net, x, label, candidates, config, work)
     if best is not None:
         accept(result, best[1], best[0])
         limit = count_pixels(net, best[1] - x) - 1
@@ -284,17 +287,37 @@ def _larger_sets(survivors: dict[tuple, float]) -> list[tuple]:
     return [candidate for _, candidate in larger]
 
 
-def _direct_upper_bound(net, x, label, candidates, config, result, work: Work):
-    """The first validated ``direct`` answer over the candidates, as (target, x_adv)."""
+def _upper_bound(net, x, label, candidates, config, work: Work):
+    """The validated answer with the fewest changed pixels, as (target, x_adv), among
+    ``direct``'s for every candidate and ``dnc``'s first, each shrunk
+    (``attacks.shrink``); None when neither finds one."""
+    found = []
     for target_class, conj in candidates:
         work.stage(f"exact: direct upper bound, target class {target_class}")
         try:
-            x_adv = direct(net, x, conj, config, work)
+            found.append((target_class, conj, direct(net, x, conj, config, work)))
         except StageFailure:
             continue
-        if not validate(net, x, x_adv, label, config.linf, config.max_pixels):
-            return target_class, x_adv
-    return None
+    for _, target_class, conj, answer in dnc_search(net, x, candidates, config, work):
+        if isinstance(answer, StageFailure):
+            if answer.stage == "budget":
+                break
+            continue
+        if not validate(net, x, answer, label, config.linf, config.max_pixels):
+            found.append((target_class, conj, answer))
+            break
+    answers = []
+    for target_class, conj, x_adv in found:
+        if validate(net, x, x_adv, label, config.linf, config.max_pixels):
+            continue
+        shrunk = shrink(net, x, x_adv, conj)
+        if not validate(net, x, shrunk, label, config.linf, config.max_pixels):
+            x_adv = shrunk
+        answers.append((count_pixels(net, x_adv - x), target_class, x_adv))
+    if not answers:
+        return None
+    _, target_class, x_adv = min(answers, key=lambda answer: answer[0])
+    return target_class, x_adv
 
 
 def _verdict(result: AttackResult, proved: bool, config: AttackConfig) -> AttackResult:
