@@ -170,7 +170,7 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
     out (the MILPs take over)."""
-    from attacks.input_split import spec_network
+    from attacks.input_split import spec_network, weakest_margins
     from compiler.analysis.bounds import input_box, layer_bounds
     from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
@@ -198,7 +198,7 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
             changes = SparseBox(x, lo, hi, min((budget - size) * per_pixel, net.n_inputs),
                                 free=inside)
             margins = layer_bounds(spec, changes, "symbolic").upper[spec.depth]
-            weakest = _weakest(margins[None], owner, len(open_))[0]
+            weakest = weakest_margins(margins[None], owner, len(open_))[0]
             if weakest.max() >= -PROOF_TOLERANCE:
                 survivors[chosen] = float(weakest.max())
         level = _larger_sets(survivors)
@@ -257,15 +257,6 @@ def _target_met(net, x_adv, open_):
     y = net(x_adv)
     met = [t for t, conj in open_ if conj.holds(y)]
     return (met[0], x_adv) if met else None
-
-
-def _weakest(margins: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
-    """Per row of margin bounds ``(B, margins)``, each of ``count`` targets' weakest (lowest)
-    margin bound: ``(B, count)``."""
-    weakest = np.full((len(margins), count), np.inf)
-    for target in range(count):
-        weakest[:, target] = margins[:, owner == target].min(axis=1, initial=np.inf)
-    return weakest
 
 
 def _larger_sets(survivors: dict[tuple, float]) -> list[tuple]:

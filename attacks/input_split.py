@@ -148,9 +148,7 @@ def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray
                 return "timeout", None
             part = slice(start, start + step)
             upper = set_bounds(spec, center, coords[boxes[part]], lo[part], hi[part])[1]
-            for target in range(count):
-                rows = owner == target
-                open_[part, target] &= upper[:, rows].min(axis=1) >= -tolerance
+            open_[part] &= weakest_margins(upper, owner, count) >= -tolerance
             alive[part] = open_[part].any(axis=1)
         boxes, lo, hi, open_ = boxes[alive], lo[alive], hi[alive], open_[alive]
         if not len(boxes):
@@ -186,10 +184,18 @@ def _centre_meets(spec, owner, center, coords, moves, open_):
         rows = np.arange(len(points))[:, None]
         points[rows, index[part]] = np.where(real[part], center[index[part]] + moves[part],
                                              points[rows, index[part]])
-        margins = spec(points)
-        for target in range(open_.shape[1]):
-            meets = open_[part, target] & (margins[:, owner == target].min(axis=1) >= 0)
-            if meets.any():
-                piece = int(np.flatnonzero(meets)[0])
-                return start + piece, points[piece]
+        meets = (open_[part] & (weakest_margins(spec(points), owner, open_.shape[1]) >= 0)
+                 ).any(axis=1)
+        if meets.any():
+            piece = int(np.flatnonzero(meets)[0])
+            return start + piece, points[piece]
     return None
+
+
+def weakest_margins(margins: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per row of margin values or bounds ``(B, margins)`` (``spec_network``'s order), each
+    of the ``count`` conjunctions' weakest (lowest) margin: ``(B, count)``."""
+    weakest = np.full((len(margins), count), np.inf)
+    for conjunction in range(count):
+        weakest[:, conjunction] = margins[:, owner == conjunction].min(axis=1, initial=np.inf)
+    return weakest
