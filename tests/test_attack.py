@@ -171,13 +171,72 @@ def test_single_pixel_changes_are_decided_exactly_by_input_splitting(network, im
     assert outcomes == attacked
 
 
-def test_larger_pixel_sets_need_every_smaller_subset_by_hand():
-    from attacks.exact import _larger_sets
-    survivors = {(1, 2): 0.5, (1, 3): 0.2, (2, 3): 0.1, (1, 4): 0.9, (5, 6): 0.3}
-    # (1,2,3): every pair survived; (1,2,4) lacks (2,4), (1,3,4) lacks (3,4)
-    assert _larger_sets(survivors) == [(1, 2, 3)]
-    pairs = _larger_sets({(p,): float(p) for p in (3, 1, 2)})
-    assert pairs[0] == (2, 3) and sorted(pairs) == [(1, 2), (1, 3), (2, 3)]  # highest first
+def test_pixel_set_tree_children_by_hand():
+    """Each survivor gains one pixel after its last, the highest bound's children first; a
+    survivor with nothing after its last is a leaf."""
+    from attacks.exact import _children
+    children, leaves = _children({(0,): 0.1, (2,): 0.5, (3,): 0.2}, 4)
+    assert children == [(2, 3), (0, 1), (0, 2), (0, 3)] and leaves == [(3,)]
+    assert _children({(0, 1): 0.0, (1, 3): 1.0}, 4) == ([(0, 1, 2), (0, 1, 3)], [(1, 3)])
+
+
+def test_pixel_set_tree_reaches_every_set_once():
+    """With nothing pruned, the tree's last level and leaves hold every set of 3 of 6 pixels
+    exactly once, and every smaller set lies in one of them (its changes are searched)."""
+    import itertools
+    from attacks.exact import _children
+    level, leaves = [(r,) for r in range(6)], []
+    for _ in range(2):
+        level, childless = _children({chosen: 0.0 for chosen in level}, 6)
+        leaves += childless
+    searched = level + leaves
+    assert sorted(level) == list(itertools.combinations(range(6), 3))
+    for size in (1, 2):
+        for subset in itertools.combinations(range(6), size):
+            assert any(set(subset) <= set(chosen) for chosen in searched)
+
+
+def test_pixel_sets_of_two_agree_with_a_scan_of_every_pair():
+    """Budget 2 on the digits network (64 inputs): "every target ruled out" only where a
+    9 x 9 grid scan of every pair of pixels finds no attack (an independent, approximate
+    check: the tree holds earlier pixels at x, which is sound only if no pair is lost), and
+    every attack found changes at most 2 pixels and meets its target."""
+    import itertools
+    from attacks import exact as exact_module
+    from attacks.input_split import spec_network
+    from attacks.validate import count_pixels
+    from frontends import load_network
+    from frontends.data import load_dataset
+    from ir.network import Domain
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    net = load_network(DIGITS_NET)
+    net = net.with_domain(Domain.box(net.n_inputs))
+    x, y = load_dataset(DIGITS_DATA)
+    config = AttackConfig(linf=1.0, max_pixels=2, strategy="exact")
+    grid = np.linspace(0.0, 1.0, 9)
+    values = np.array(list(itertools.product(grid, grid)))
+    outcomes = []
+    for i in np.flatnonzero(np.argmax(net(x[:12]), axis=1) == y[:12]):
+        candidates = targeted_candidates(ArgmaxIsNot(int(y[i]), config.margin), net(x[i]))
+        refuted, found = exact_module._pixel_sets(net, x[i], candidates,
+                                                  np.zeros(len(candidates), bool), 2, config,
+                                                  exact_module.Work())
+        if found is not None:
+            target, changed = found
+            assert count_pixels(net, changed - x[i]) <= 2 and net.domain.contains(changed)
+            assert dict(candidates)[target].holds(net(changed))
+            outcomes.append("found")
+            continue
+        assert refuted.all()
+        spec, owner = spec_network(net, [conj for _, conj in candidates])
+        for a, b in itertools.combinations(range(x.shape[1]), 2):
+            changed = np.repeat(x[i][None], len(values), axis=0)
+            changed[:, [a, b]] = values
+            margins = spec(changed)
+            assert not any(np.all(margins[:, owner == j] >= 0, axis=1).any()
+                           for j in range(len(candidates))), (i, a, b)
+        outcomes.append("proved")
+    assert "proved" in outcomes and "found" in outcomes
 
 
 def test_pixel_sets_of_more_pixels_than_the_input_has_still_search_it_all():
