@@ -3,7 +3,8 @@ with free ReLU phases (big-M with budget-aware bounds), or a proof that none exi
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -176,7 +177,6 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     out (the MILPs take over)."""
     from attacks.input_split import spec_network, weakest_margins
     from compiler.analysis.bounds import input_box, layer_bounds
-    from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
     pixel, per_pixel = _pixels(net)
     open_ = [c for c, out in zip(candidates, refuted) if not out]
@@ -188,23 +188,15 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     say = paced()
     coordinates = [np.flatnonzero(pixel == p) for p in np.unique(pixel[hi > lo])]
     order = _strongest_first((spec, owner), x, lo, hi, coordinates)
-    coordinates = [coordinates[p] for p in order]          # pixel r: the r-th strongest
-    flat = np.concatenate(coordinates)     # the inputs of pixels r+1.. are flat[ends[r]:]
-    ends = np.cumsum([len(c) for c in coordinates])
-    level, leaves, whole = [(r,) for r in range(len(coordinates))], [], True
+    ranked = _RankedPixels(x, lo, hi, [coordinates[p] for p in order], per_pixel)
+    level, leaves, whole = [(r,) for r in range(ranked.count)], [], True
 
-    def weakest(chosen: tuple, first: int, others: int) -> float:
-        """The highest weakest open margin's bound over the changes of ``chosen``'s pixels
-        (a box) and at most ``others`` pixels of rank ``first`` or more."""
-        inside = np.concatenate([coordinates[r] for r in chosen]) if chosen else flat[:0]
-        moved = np.concatenate([inside, flat[ends[first - 1] if first else 0:]])
-        low, high = x.copy(), x.copy()
-        low[moved], high[moved] = lo[moved], hi[moved]
-        changes = SparseBox(x, low, high, min(others * per_pixel, net.n_inputs), free=inside)
+    def weakest(changes) -> float:
+        """The highest weakest open margin's bound over ``changes`` (a ``SparseBox``)."""
         margins = layer_bounds(spec, changes, "symbolic").upper[spec.depth]
         return float(weakest_margins(margins[None], owner, len(open_))[0].max())
 
-    last = min(budget, len(coordinates))      # with fewer pixels than that: all of them
+    last = min(budget, ranked.count)      # with fewer pixels than that: all of them
     for size in range(1, last):
         if len(level) > MAX_PIXEL_SETS:
             level, whole = level[:PARTIAL_PIXEL_SETS], False
@@ -220,28 +212,77 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
                 continue
             if prefix != current:
                 current, run = prefix, 0
-            bound = weakest(chosen, rank + 1, budget - size)
+            bound = weakest(ranked.node(chosen, budget - size))
             if bound >= -PROOF_TOLERANCE:
                 survivors[chosen], run = bound, 0
                 continue
             run += 1
-            # Siblings come in rank order; the changes of all those still to come are
-            # prefix's box and at most budget-size+1 pixels of rank > rank: one bound.
+            # siblings come in rank order: those still to come, bounded as one
             if run % SIBLING_RUN == 0 and \
-                    weakest(prefix, rank + 1, budget - size + 1) < -PROOF_TOLERANCE:
+                    weakest(ranked.later_siblings(chosen, budget - size)) < -PROOF_TOLERANCE:
                 closed = prefix
-        level, childless = _children(survivors, len(coordinates))
+        level, childless = _children(survivors, ranked.count)
         leaves += childless
     if len(level) + len(leaves) > MAX_BOXED_SETS:
         level, whole = level[:MAX_BOXED_SETS - len(leaves)], False
-    outcome = _boxed_sets(net, x, lo, hi, [np.concatenate([coordinates[r] for r in chosen])
-                                           for chosen in leaves + level],
+    outcome = _boxed_sets(net, x, lo, hi, [ranked.inputs(chosen) for chosen in leaves + level],
                           open_, (spec, owner), deadline, say)
     if outcome is None:
         return refuted, None
     if outcome is True:
         return (np.ones_like(refuted) if whole else refuted), None
     return refuted, outcome
+
+
+@dataclass(frozen=True, eq=False)
+class _RankedPixels:
+    """The pixels that can change, in rank order (``coordinates[r]``: the inputs of the
+    pixel of rank r), and the sets of the tree over them."""
+
+    x: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    coordinates: list
+    per_pixel: int
+
+    @property
+    def count(self) -> int:
+        return len(self.coordinates)
+
+    @cached_property
+    def _ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pixel's inputs in rank order, and where each pixel's end there."""
+        return (np.concatenate(self.coordinates),
+                np.cumsum([len(c) for c in self.coordinates]))
+
+    def inputs(self, chosen: tuple, first: int | None = None) -> np.ndarray:
+        """The inputs of the pixels ``chosen`` (ranks), and of every pixel of rank ``first``
+        or more."""
+        inside = [self.coordinates[r] for r in chosen]
+        if first is not None:
+            flat, ends = self._ends
+            inside.append(flat[ends[first - 1] if first > 0 else 0:])
+        return np.concatenate(inside) if inside else np.zeros(0, np.int64)
+
+    def _changes(self, chosen: tuple, first: int, others: int):
+        from compiler.analysis.input_sets import SparseBox
+        inside = self.inputs(chosen)
+        moved = self.inputs(chosen, first)
+        low, high = self.x.copy(), self.x.copy()
+        low[moved], high[moved] = self.lo[moved], self.hi[moved]
+        return SparseBox(self.x, low, high, min(others * self.per_pixel, self.x.size),
+                         free=inside)
+
+    def node(self, chosen: tuple, others: int):
+        """The changes of the tree's node ``chosen``: its pixels (a box) and at most
+        ``others`` pixels ranked after its last (``SparseBox``)."""
+        return self._changes(chosen, chosen[-1] + 1, others)
+
+    def later_siblings(self, chosen: tuple, others: int):
+        """One set holding ``node(prefix + (r,), others)`` for every rank r after
+        ``chosen``'s last (prefix: ``chosen`` without its last): prefix's pixels and at
+        most ``others + 1`` pixels ranked after ``chosen``'s last."""
+        return self._changes(chosen[:-1], chosen[-1] + 1, others + 1)
 
 
 def _strongest_first(margins_of, x, lo, hi, coordinates: list[np.ndarray]) -> np.ndarray:

@@ -196,6 +196,37 @@ def test_pixel_set_tree_reaches_every_set_once():
             assert any(set(subset) <= set(chosen) for chosen in searched)
 
 
+def test_pixel_set_tree_nodes_hold_their_children_and_later_siblings():
+    """Sampled points of a node's children lie in the node's set, and those of every later
+    sibling in the one set that bounds them all (what lets the search skip them); pixels
+    ranked before a node's last and not in it stay at x; one changed pixel too many is
+    outside.  Two inputs per pixel, as in colour images."""
+    from attacks.exact import _RankedPixels
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=12)
+    ranked = _RankedPixels(x, np.zeros(12), np.ones(12),
+                           [np.array([2 * p, 2 * p + 1]) for p in (3, 0, 5, 1, 4, 2)], 2)
+    for chosen, others in (((1,), 2), ((0, 2), 1), ((3,), 1), ((2, 4), 0)):
+        node = ranked.node(chosen, others)
+        assert node.contains(x).all()
+        for r in set(range(chosen[-1])) - set(chosen):
+            held = ranked.coordinates[r]
+            assert np.all(node.lower[held] == x[held]) and np.all(node.upper[held] == x[held])
+        siblings = ranked.later_siblings(chosen, others)
+        for r in range(chosen[-1] + 1, ranked.count):
+            if others:
+                assert node.contains(ranked.node(chosen + (r,), others - 1)
+                                     .sample(300, rng)).all()
+            assert siblings.contains(ranked.node(chosen[:-1] + (r,), others)
+                                     .sample(300, rng)).all()
+        later = list(range(chosen[-1] + 1, ranked.count))
+        if len(later) > others:
+            beyond = x.copy()
+            for r in list(chosen) + later[:others + 1]:
+                beyond[ranked.coordinates[r]] = np.round(1.0 - x[ranked.coordinates[r]])
+            assert not node.contains(beyond).any()
+
+
 def test_pixel_sets_of_two_agree_with_a_scan_of_every_pair():
     """Budget 2 on the digits network (64 inputs): "every target ruled out" only where a
     9 x 9 grid scan of every pair of pixels finds no attack (an independent, approximate

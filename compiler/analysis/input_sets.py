@@ -149,6 +149,13 @@ class SparseBox:
         mask[self.free] = False
         return mask
 
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Per point (a row), whether it lies in the set."""
+        points = np.atleast_2d(points)
+        inside = np.all((points >= self.lower) & (points <= self.upper), axis=1)
+        changed = (points != self.center) & self.budgeted
+        return inside & (changed.sum(axis=1) <= self.k)
+
     def concretize(self, C, d):
         if self.k >= self.n - len(self.free):
             return affine_interval(C, d, self.lower, self.upper)
