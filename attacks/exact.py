@@ -27,7 +27,7 @@ MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms
 MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MILPs
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
 MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.05 ms per set)
-SIBLING_RUN = 8           # ruled-out siblings in a row after which the rest are bounded as one
+SIBLING_RUN = 8           # siblings ruled out in a row, after which the rest are bounded as one
 
 
 def exact_attack(net, x, label, candidates, config: AttackConfig, result: AttackResult,
@@ -201,26 +201,24 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
         if len(level) > MAX_PIXEL_SETS:
             level, whole = level[:PARTIAL_PIXEL_SETS], False
         survivors = {}          # pixel set -> its weakest open margin's bound
-        closed, current, run = None, None, 0   # closed: its later children ruled out
+        closed, runs = set(), {}   # closed: prefixes whose later children are ruled out
         for done, chosen in enumerate(level):
             say(lambda: f"exact: sets of {size} of {budget} pixels, {done} of {len(level)} "
                         f"bounded, {len(survivors)} left")
             if deadline is not None and time.perf_counter() >= deadline:
                 return refuted, None
-            prefix, rank = chosen[:-1], chosen[-1]
-            if prefix == closed:
+            prefix = chosen[:-1]
+            if prefix in closed:
                 continue
-            if prefix != current:
-                current, run = prefix, 0
             bound = weakest(ranked.node(chosen, budget - size))
             if bound >= -PROOF_TOLERANCE:
-                survivors[chosen], run = bound, 0
+                survivors[chosen], runs[prefix] = bound, 0
                 continue
-            run += 1
-            # siblings come in rank order: those still to come, bounded as one
-            if run % SIBLING_RUN == 0 and \
+            runs[prefix] = runs.get(prefix, 0) + 1
+            # a prefix's children come in rank order: those still to come, bounded as one
+            if runs[prefix] % SIBLING_RUN == 0 and \
                     weakest(ranked.later_siblings(chosen, budget - size)) < -PROOF_TOLERANCE:
-                closed = prefix
+                closed.add(prefix)
         level, childless = _children(survivors, ranked.count)
         leaves += childless
     if len(level) + len(leaves) > MAX_BOXED_SETS:
@@ -354,15 +352,18 @@ def _target_met(net, x_adv, open_):
 
 def _children(survivors: dict[tuple, float], count: int) -> tuple[list[tuple], list[tuple]]:
     """The set-enumeration tree's next level: each surviving set (sorted pixel ranks) with
-    one more pixel after its last, the children of the highest-bound survivors first; and
-    the survivors with no pixel after their last (leaves, decided as they are)."""
+    one more pixel ranked after its last, sets of the strongest pixels first (by their last
+    rank, then by their parent's bound, highest first), so each parent's children come in
+    rank order; and the survivors with no pixel after their last (leaves, decided as they
+    are)."""
     children, leaves = [], []
-    for chosen in sorted(survivors, key=lambda c: -survivors[c]):
+    for chosen, bound in survivors.items():
         if chosen[-1] + 1 < count:
-            children += [chosen + (r,) for r in range(chosen[-1] + 1, count)]
+            children += [(r, -bound, chosen + (r,)) for r in range(chosen[-1] + 1, count)]
         else:
             leaves.append(chosen)
-    return children, leaves
+    children.sort(key=lambda child: child[:2])
+    return [child for _, _, child in children], leaves
 
 
 def _upper_bound(net, x, label, candidates, config, work: Work):

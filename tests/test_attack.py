@@ -172,11 +172,12 @@ def test_single_pixel_changes_are_decided_exactly_by_input_splitting(network, im
 
 
 def test_pixel_set_tree_children_by_hand():
-    """Each survivor gains one pixel after its last, the highest bound's children first; a
-    survivor with nothing after its last is a leaf."""
+    """Each survivor gains one pixel after its last, sets of lower ranks (stronger pixels)
+    first, then the higher parent bound; a survivor with nothing after its last is a
+    leaf."""
     from attacks.exact import _children
-    children, leaves = _children({(0,): 0.1, (2,): 0.5, (3,): 0.2}, 4)
-    assert children == [(2, 3), (0, 1), (0, 2), (0, 3)] and leaves == [(3,)]
+    children, leaves = _children({(0,): 0.1, (2,): 0.5, (3,): 0.2, (1,): 0.3}, 4)
+    assert children == [(0, 1), (1, 2), (0, 2), (2, 3), (1, 3), (0, 3)] and leaves == [(3,)]
     assert _children({(0, 1): 0.0, (1, 3): 1.0}, 4) == ([(0, 1, 2), (0, 1, 3)], [(1, 3)])
 
 
@@ -321,6 +322,37 @@ def test_pixel_sets_prove_and_find_as_the_milps_do():
             exact_module._exact_milp(net, x[needs_three], conj, replace(config, max_pixels=2),
                                      exact_module.Work(60), {})
         assert failure.value.status == "infeasible"
+
+
+def test_pixel_sets_find_a_three_pixel_attack_past_skipped_siblings(monkeypatch):
+    """The 10th correctly classified image of the 8-16 network needs 3 pixels (a proved
+    optimum): with the targets the bounds leave open, the pixel-set search proves 2 pixels
+    and finds a 3-pixel attack, after bounding runs of siblings as one at level 2 (a wrong
+    skip there could hide the attack and turn the search into a false proof)."""
+    from attacks import exact as exact_module
+    from attacks.validate import count_pixels
+    from conftest import correctly_classified
+    from ir.property import ArgmaxIsNot, targeted_candidates
+    x, y = load_mnist()
+    net = load_shared_network(MNIST_8_16)
+    i = correctly_classified(net, x, y, 10)[9]
+    skipped_at = []
+    later_siblings = exact_module._RankedPixels.later_siblings
+    monkeypatch.setattr(exact_module._RankedPixels, "later_siblings",
+                        lambda self, chosen, others: skipped_at.append(len(chosen))
+                        or later_siblings(self, chosen, others))
+    outcomes = []
+    for budget in (2, 3):
+        config = AttackConfig(linf=1.0, max_pixels=budget, strategy="exact")
+        candidates = targeted_candidates(ArgmaxIsNot(int(y[i]), config.margin), net(x[i]))
+        by_bounds = exact_module._refuted_by_bounds(net, x[i], candidates, config, budget,
+                                                    exact_module.Work())
+        outcomes.append(exact_module._pixel_sets(net, x[i], candidates, by_bounds, budget,
+                                                 config, exact_module.Work()))
+    (refuted, none), (_, (target, changed)) = outcomes
+    assert refuted.all() and none is None
+    assert count_pixels(net, changed - x[i]) == 3 and net.domain.contains(changed)
+    assert dict(candidates)[target].holds(net(changed)) and 2 in skipped_at
 
 
 def test_attack_cli_writes_validated_results_and_reports(tmp_path):

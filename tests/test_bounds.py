@@ -455,7 +455,6 @@ def test_errors_name_the_problem():
 
 def test_sparse_box_contains_by_hand():
     """One budgeted change at most (the third input is free), each inside the box."""
-    from compiler.analysis.input_sets import SparseBox
     changes = SparseBox(np.zeros(3), -np.ones(3), np.ones(3), 1, free=[2])
     points = np.array([[0.5, 0, 1], [0, 0, 0], [0.5, 0.5, 0], [2, 0, 0], [0, -1, -1]])
     assert changes.contains(points).tolist() == [True, True, False, False, True]
