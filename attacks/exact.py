@@ -156,21 +156,23 @@ def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
 def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: AttackConfig,
                 work: Work):
     """Changes of at most ``budget`` pixels decided without a MILP, when few sets of pixels
-    survive their bounds: a set-enumeration tree over the pixels in one order, strongest
-    first (``_strongest_first``).  Level j = 1 .. budget-1 bounds sets T of j pixels:
-    symbolic bounds over the changes of T's pixels (a box) and of at most budget-j pixels
-    that come after T's last one in the order (``SparseBox`` with ``free``, the pixels
-    before it held at x); T survives while one open target's margins are not all kept below
-    0, and its children add one pixel after its last.  A change of a set A of at most
-    ``budget`` pixels lies in the set of every prefix of A (A sorted in the order), so A is
-    reached through its prefixes: at level ``budget``, or, when nothing comes after A's last
-    pixel, as a leaf of its own size; there each set's box is decided by ``_boxed_sets``.
-    Holding the earlier pixels at x is what prunes: on the 6x50 MNIST network, 2 pixels,
-    109 of 784 one-pixel sets survive on one image where every one did with any others.
+    survive their bounds: a set-enumeration tree over the pixels ranked strongest first
+    (``_strongest_first``).  Level j = 1 .. budget-1 bounds sets T of j pixels: symbolic
+    bounds over the changes of T's pixels (a box) and of at most budget-j pixels ranked
+    after T's last one (``_RankedPixels.node``: the pixels ranked before it held at x); T
+    survives while one open target's margins are not all kept below 0, and its children add
+    one pixel ranked after its last.  A change of a set A of at most ``budget`` pixels lies
+    in the set of every prefix of A (A in rank order), so A is reached through its prefixes:
+    at level ``budget``, or, when nothing is ranked after A's last pixel, as a leaf of its
+    own size; there each set's box is decided by ``_boxed_sets``.  Holding the earlier
+    pixels at x is what prunes: on the 6x50 MNIST network, 2 pixels, 84 of 784 one-pixel
+    sets survive on one image where every one did with any others.  After ``SIBLING_RUN``
+    children of one prefix are ruled out in a row, the ones still to come are bounded as one
+    set (``_RankedPixels.later_siblings``) and skipped when it is ruled out.
 
     When a level below the last would hold more than ``MAX_PIXEL_SETS`` sets (the last: more
-    than ``MAX_BOXED_SETS``), only the first ones, the children of the survivors with the
-    highest bounds, are searched, for a counterexample (no proof then).
+    than ``MAX_BOXED_SETS``), only the first ones, those of the strongest pixels
+    (``_children``), are searched, for a counterexample (no proof then).
 
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
