@@ -27,6 +27,10 @@ MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms
 MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MILPs
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
 MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.05 ms per set)
+PARTIAL_BOXED_SETS = 20_000  # of them, when the search is only for a counterexample,
+PARTIAL_ROUNDS = 4             # with this many halvings
+MAX_LEFT_PIECES = 20_000  # pieces left by batched splitting that one-box splitting may take
+                          # (6x50: about 3 ms each); past it the MILPs take over
 SIBLING_RUN = 8           # siblings ruled out in a row, after which the rest are bounded as one
 
 
@@ -172,7 +176,9 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
 
     When a level below the last would hold more than ``MAX_PIXEL_SETS`` sets (the last: more
     than ``MAX_BOXED_SETS``), only the first ones, those of the strongest pixels
-    (``_children``), are searched, for a counterexample (no proof then).
+    (``_children``), are searched, for a counterexample (no proof then): at most
+    ``PARTIAL_BOXED_SETS`` of the last level, by ``PARTIAL_ROUNDS`` rounds of batched
+    splitting.
 
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
@@ -225,8 +231,10 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
         leaves += childless
     if len(level) + len(leaves) > MAX_BOXED_SETS:
         level, whole = level[:MAX_BOXED_SETS - len(leaves)], False
+    if not whole:
+        level = level[:PARTIAL_BOXED_SETS]
     outcome = _boxed_sets(net, x, lo, hi, [ranked.inputs(chosen) for chosen in leaves + level],
-                          open_, (spec, owner), deadline, say)
+                          open_, (spec, owner), deadline, say, prove=whole)
     if outcome is None:
         return refuted, None
     if outcome is True:
@@ -307,12 +315,15 @@ def _strongest_first(margins_of, x, lo, hi, coordinates: list[np.ndarray]) -> np
     return np.argsort(-score, kind="stable")
 
 
-def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say):
+def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say,
+                prove: bool = True):
     """Each box moves the inputs it lists between ``lo`` and ``hi`` (the rest stay at x):
-    batched input splitting on all of them (``attacks.input_split.split_many``), then
-    ``split_search`` (back-substitution bounds) on the pieces it leaves open.  ``True`` when
-    no box holds a counterexample, ``(target, x_adv)`` for the first one found, None when the
-    time ran out or a piece stayed undecided."""
+    batched input splitting on all of them (``attacks.input_split.split_many``; only
+    ``PARTIAL_ROUNDS`` rounds unless to ``prove``), then, to ``prove``, ``split_search``
+    (back-substitution bounds) on the pieces it leaves open, unless more than
+    ``MAX_LEFT_PIECES`` are left.  ``True`` when no box holds a
+    counterexample, ``(target, x_adv)`` for the first one found, None when the time ran out
+    or a piece stayed undecided."""
     from attacks.input_split import split_many, split_search
     width = max((len(box) for box in boxes), default=0)
     coords = np.full((len(boxes), width), -1)
@@ -320,12 +331,13 @@ def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, dead
         coords[row, :len(box)] = box
     index = np.maximum(coords, 0)
     outcome, detail = split_many(margins_of, x, coords, lo[index] - x[index],
-                                 hi[index] - x[index], deadline, PROOF_TOLERANCE, say)
+                                 hi[index] - x[index], deadline, PROOF_TOLERANCE, say,
+                                 None if prove else PARTIAL_ROUNDS)
     if outcome == "proved":
         return True
     if outcome == "sat":
         return _target_met(net, detail[1], open_)
-    if outcome != "left":
+    if outcome != "left" or not prove or len(detail[0]) > MAX_LEFT_PIECES:
         return None
     conjunctions = [conj for _, conj in open_]
     for done, (row, d_lo, d_hi) in enumerate(zip(*detail)):

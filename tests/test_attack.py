@@ -328,7 +328,8 @@ def test_pixel_sets_find_a_three_pixel_attack_past_skipped_siblings(monkeypatch)
     """The 10th correctly classified image of the 8-16 network needs 3 pixels (a proved
     optimum): with the targets the bounds leave open, the pixel-set search proves 2 pixels
     and finds a 3-pixel attack, after bounding runs of siblings as one at level 2 (a wrong
-    skip there could hide the attack and turn the search into a false proof)."""
+    skip there could hide the attack and turn the search into a false proof).  Every set of
+    level 2 is searched (no cut at MAX_PIXEL_SETS), as for a proof."""
     from attacks import exact as exact_module
     from attacks.validate import count_pixels
     from conftest import correctly_classified
@@ -341,6 +342,7 @@ def test_pixel_sets_find_a_three_pixel_attack_past_skipped_siblings(monkeypatch)
     monkeypatch.setattr(exact_module._RankedPixels, "later_siblings",
                         lambda self, chosen, others: skipped_at.append(len(chosen))
                         or later_siblings(self, chosen, others))
+    monkeypatch.setattr(exact_module, "MAX_PIXEL_SETS", 10 ** 6)
     outcomes = []
     for budget in (2, 3):
         config = AttackConfig(linf=1.0, max_pixels=budget, strategy="exact")
