@@ -157,11 +157,14 @@ class SparseBox:
         return inside & (changed.sum(axis=1) <= self.k)
 
     def concretize(self, C, d):
-        if self.k >= self.n - len(self.free):
+        # Only inputs with a range can change: those held at the center add nothing, and
+        # leaving them out makes the top-k cheaper when few inputs move.
+        movable = self.upper > self.lower
+        counted = self.budgeted & movable
+        if self.k >= np.count_nonzero(counted):
             return affine_interval(C, d, self.lower, self.upper)
         z = C @ self.center + d
         up, down = self.upper - self.center, self.lower - self.center
-        budgeted = self.budgeted
         if sp.issparse(C):
             C = sp.csr_matrix(C)
             if not C.has_canonical_format:      # a repeated entry is one coefficient
@@ -169,16 +172,17 @@ class SparseBox:
                 C.sum_duplicates()
             a, b = C.data * up[C.indices], C.data * down[C.indices]
             rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
-            counted = budgeted[C.indices]
-            gain, loss = (_top_k_rows(np.where(counted, v, 0.0), rows, C.indptr, self.k)
-                          + np.bincount(rows[~counted], weights=v[~counted],
+            budget = counted[C.indices]
+            gain, loss = (_top_k_rows(np.where(budget, v, 0.0), rows, C.indptr, self.k)
+                          + np.bincount(rows[~budget], weights=v[~budget],
                                         minlength=C.shape[0])
                           for v in (np.maximum(np.maximum(a, b), 0.0),
                                     np.maximum(np.maximum(-a, -b), 0.0)))
         else:
-            C = np.asarray(C, dtype=np.float64)
-            a, b = C * up, C * down
-            gain, loss = (_top_k_dense(v[:, budgeted], self.k) + v[:, ~budgeted].sum(axis=1)
+            C = np.asarray(C, dtype=np.float64)[:, movable]
+            a, b = C * up[movable], C * down[movable]
+            budget = counted[movable]
+            gain, loss = (_top_k_dense(v[:, budget], self.k) + v[:, ~budget].sum(axis=1)
                           for v in (np.maximum(np.maximum(a, b), 0.0),
                                     np.maximum(np.maximum(-a, -b), 0.0)))
         return z - loss, z + gain
