@@ -2,6 +2,7 @@
 with free ReLU phases (big-M with budget-aware bounds), or a proof that none exists."""
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -28,7 +29,7 @@ MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MI
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
 MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.05 ms per set)
 PARTIAL_BOXED_SETS = 20_000  # of them, when the search is only for a counterexample,
-PARTIAL_ROUNDS = 4             # with this many halvings
+PARTIAL_ROUNDS = 10            # with this many halvings
 MAX_LEFT_PIECES = 20_000  # pieces left by batched splitting that one-box splitting may take
                           # (6x50: about 3 ms each); past it the MILPs take over
 SIBLING_RUN = 8           # siblings ruled out in a row, after which the rest are bounded as one
@@ -176,9 +177,9 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
 
     When a level below the last would hold more than ``MAX_PIXEL_SETS`` sets (the last: more
     than ``MAX_BOXED_SETS``), only the first ones, those of the strongest pixels
-    (``_children``), are searched, for a counterexample (no proof then): at most
-    ``PARTIAL_BOXED_SETS`` of the last level, by ``PARTIAL_ROUNDS`` rounds of batched
-    splitting.
+    (``_children``), are searched, for a counterexample (no proof then); the levels above
+    hold only the sets all of whose subsets survived (``_joins``), at most
+    ``PARTIAL_BOXED_SETS`` of them at the last level, split for ``PARTIAL_ROUNDS`` rounds.
 
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
@@ -224,11 +225,14 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
                 continue
             runs[prefix] = runs.get(prefix, 0) + 1
             # a prefix's children come in rank order: those still to come, bounded as one
-            if runs[prefix] % SIBLING_RUN == 0 and \
+            if whole and runs[prefix] % SIBLING_RUN == 0 and \
                     weakest(ranked.later_siblings(chosen, budget - size)) < -PROOF_TOLERANCE:
                 closed.add(prefix)
-        level, childless = _children(survivors, ranked.count)
-        leaves += childless
+        if whole:
+            level, childless = _children(survivors, ranked.count)
+            leaves += childless
+        else:               # a search for a counterexample: the sets all of whose subsets
+            level = _joins(survivors)                      # survived, fewer and stronger
     if len(level) + len(leaves) > MAX_BOXED_SETS:
         level, whole = level[:MAX_BOXED_SETS - len(leaves)], False
     if not whole:
@@ -378,6 +382,25 @@ def _children(survivors: dict[tuple, float], count: int) -> tuple[list[tuple], l
             leaves.append(chosen)
     children.sort(key=lambda child: child[:2])
     return [child for _, _, child in children], leaves
+
+
+def _joins(survivors: dict[tuple, float]) -> list[tuple]:
+    """The sets of one more pixel whose every subset one smaller survived (``survivors``:
+    sorted tuples and their bounds), highest first by the lower bound of the two survivors
+    they join (two sets sharing all but their last pixel)."""
+    by_prefix: dict[tuple, list[int]] = {}
+    for chosen in survivors:
+        by_prefix.setdefault(chosen[:-1], []).append(chosen[-1])
+    joined = []
+    for prefix, lasts in by_prefix.items():
+        for a, b in itertools.combinations(sorted(lasts), 2):
+            candidate = prefix + (a, b)
+            if all(candidate[:i] + candidate[i + 1:] in survivors
+                   for i in range(len(candidate) - 2)):
+                joined.append((min(survivors[prefix + (a,)], survivors[prefix + (b,)]),
+                               candidate))
+    joined.sort(key=lambda pair: -pair[0])
+    return [candidate for _, candidate in joined]
 
 
 def _upper_bound(net, x, label, candidates, config, work: Work):

@@ -181,6 +181,15 @@ def test_pixel_set_tree_children_by_hand():
     assert _children({(0, 1): 0.0, (1, 3): 1.0}, 4) == ([(0, 1, 2), (0, 1, 3)], [(1, 3)])
 
 
+def test_partial_pixel_sets_join_sets_whose_every_subset_survived_by_hand():
+    from attacks.exact import _joins
+    survivors = {(1, 2): 0.5, (1, 3): 0.2, (2, 3): 0.1, (1, 4): 0.9, (5, 6): 0.3}
+    # (1,2,3): every pair survived; (1,2,4) lacks (2,4), (1,3,4) lacks (3,4)
+    assert _joins(survivors) == [(1, 2, 3)]
+    pairs = _joins({(p,): float(p) for p in (3, 1, 2)})
+    assert pairs[0] == (2, 3) and sorted(pairs) == [(1, 2), (1, 3), (2, 3)]  # highest first
+
+
 def test_pixel_set_tree_reaches_every_set_once():
     """With nothing pruned, the tree's last level and leaves hold every set of 3 of 6 pixels
     exactly once, and every smaller set lies in one of them (its changes are searched)."""
