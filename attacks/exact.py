@@ -28,8 +28,6 @@ MAX_PIXEL_SETS = 5_000    # pixel sets of one level searched in full (6x50: 6 ms
 MILP_SHARE = 0.25         # of the time left, at most, for one pixel budget's MILPs
 PARTIAL_PIXEL_SETS = 1_000  # past MAX, the best ones searched for a counterexample only
 MAX_BOXED_SETS = 500_000  # sets of the last level, bounded in batches (6x50: 0.05 ms per set)
-PARTIAL_BOXED_SETS = 20_000  # of them, when the search is only for a counterexample,
-PARTIAL_ROUNDS = 10            # with this many halvings
 MAX_LEFT_PIECES = 20_000  # pieces left by batched splitting that one-box splitting may take
                           # (6x50: about 3 ms each); past it the MILPs take over
 SIBLING_RUN = 8           # siblings ruled out in a row, after which the rest are bounded as one
@@ -176,10 +174,11 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     set (``_RankedPixels.later_siblings``) and skipped when it is ruled out.
 
     When a level below the last would hold more than ``MAX_PIXEL_SETS`` sets (the last: more
-    than ``MAX_BOXED_SETS``), only the first ones, those of the strongest pixels
-    (``_children``), are searched, for a counterexample (no proof then); the levels above
-    hold only the sets all of whose subsets survived (``_joins``), at most
-    ``PARTIAL_BOXED_SETS`` of them at the last level, split for ``PARTIAL_ROUNDS`` rounds.
+    than ``MAX_BOXED_SETS``), the search starts again from one pixel, for a counterexample
+    only (no proof then): each set bounded with its others anywhere
+    (``_RankedPixels.anywhere``), each level the sets all of whose subsets survived
+    (``_joins``), the best-bounded ``PARTIAL_PIXEL_SETS`` of them (at the last level
+    ``MAX_BOXED_SETS``).
 
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
@@ -206,9 +205,10 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
         return float(weakest_margins(margins[None], owner, len(open_))[0].max())
 
     last = min(budget, ranked.count)      # with fewer pixels than that: all of them
-    for size in range(1, last):
-        if len(level) > MAX_PIXEL_SETS:
-            level, whole = level[:PARTIAL_PIXEL_SETS], False
+    size = 1
+    while size < last:
+        if not whole and len(level) > MAX_PIXEL_SETS:
+            level = level[:PARTIAL_PIXEL_SETS]
         survivors = {}          # pixel set -> its weakest open margin's bound
         closed, runs = set(), {}   # closed: prefixes whose later children are ruled out
         for done, chosen in enumerate(level):
@@ -219,7 +219,8 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
             prefix = chosen[:-1]
             if prefix in closed:
                 continue
-            bound = weakest(ranked.node(chosen, budget - size))
+            bound = weakest(ranked.node(chosen, budget - size) if whole else
+                            ranked.anywhere(chosen, budget - size))
             if bound >= -PROOF_TOLERANCE:
                 survivors[chosen], runs[prefix] = bound, 0
                 continue
@@ -228,17 +229,19 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
             if whole and runs[prefix] % SIBLING_RUN == 0 and \
                     weakest(ranked.later_siblings(chosen, budget - size)) < -PROOF_TOLERANCE:
                 closed.add(prefix)
-        if whole:
-            level, childless = _children(survivors, ranked.count)
-            leaves += childless
-        else:               # a search for a counterexample: the sets all of whose subsets
-            level = _joins(survivors)                      # survived, fewer and stronger
-    if len(level) + len(leaves) > MAX_BOXED_SETS:
-        level, whole = level[:MAX_BOXED_SETS - len(leaves)], False
+        size += 1
+        if not whole:
+            level = _joins(survivors)
+            continue
+        level, childless = _children(survivors, ranked.count)
+        leaves += childless
+        if len(level) + len(leaves) > (MAX_PIXEL_SETS if size < last else MAX_BOXED_SETS):
+            # too many for a proof: start again, for a counterexample only
+            level, leaves, whole, size = [(r,) for r in range(ranked.count)], [], False, 1
     if not whole:
-        level = level[:PARTIAL_BOXED_SETS]
+        level = level[:MAX_BOXED_SETS]
     outcome = _boxed_sets(net, x, lo, hi, [ranked.inputs(chosen) for chosen in leaves + level],
-                          open_, (spec, owner), deadline, say, prove=whole)
+                          open_, (spec, owner), deadline, say)
     if outcome is None:
         return refuted, None
     if outcome is True:
@@ -290,6 +293,11 @@ class _RankedPixels:
         ``others`` pixels ranked after its last (``SparseBox``)."""
         return self._changes(chosen, chosen[-1] + 1, others)
 
+    def anywhere(self, chosen: tuple, others: int):
+        """The changes of ``chosen``'s pixels (a box) and of at most ``others`` pixels of
+        any rank (the partial search's sets: not a tree)."""
+        return self._changes(chosen, 0, others)
+
     def later_siblings(self, chosen: tuple, others: int):
         """One set holding ``node(prefix + (r,), others)`` for every rank r after
         ``chosen``'s last (prefix: ``chosen`` without its last): prefix's pixels and at
@@ -319,15 +327,13 @@ def _strongest_first(margins_of, x, lo, hi, coordinates: list[np.ndarray]) -> np
     return np.argsort(-score, kind="stable")
 
 
-def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say,
-                prove: bool = True):
+def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say):
     """Each box moves the inputs it lists between ``lo`` and ``hi`` (the rest stay at x):
-    batched input splitting on all of them (``attacks.input_split.split_many``; only
-    ``PARTIAL_ROUNDS`` rounds unless to ``prove``), then, to ``prove``, ``split_search``
-    (back-substitution bounds) on the pieces it leaves open, unless more than
-    ``MAX_LEFT_PIECES`` are left.  ``True`` when no box holds a
-    counterexample, ``(target, x_adv)`` for the first one found, None when the time ran out
-    or a piece stayed undecided."""
+    batched input splitting on all of them (``attacks.input_split.split_many``), then
+    ``split_search`` (back-substitution bounds) on the pieces it leaves open, unless more
+    than ``MAX_LEFT_PIECES`` are left.  ``True`` when no box holds a counterexample,
+    ``(target, x_adv)`` for the first one found, None when the time ran out or a piece
+    stayed undecided."""
     from attacks.input_split import split_many, split_search
     width = max((len(box) for box in boxes), default=0)
     coords = np.full((len(boxes), width), -1)
@@ -335,13 +341,12 @@ def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, dead
         coords[row, :len(box)] = box
     index = np.maximum(coords, 0)
     outcome, detail = split_many(margins_of, x, coords, lo[index] - x[index],
-                                 hi[index] - x[index], deadline, PROOF_TOLERANCE, say,
-                                 None if prove else PARTIAL_ROUNDS)
+                                 hi[index] - x[index], deadline, PROOF_TOLERANCE, say)
     if outcome == "proved":
         return True
     if outcome == "sat":
         return _target_met(net, detail[1], open_)
-    if outcome != "left" or not prove or len(detail[0]) > MAX_LEFT_PIECES:
+    if outcome != "left" or len(detail[0]) > MAX_LEFT_PIECES:
         return None
     conjunctions = [conj for _, conj in open_]
     for done, (row, d_lo, d_hi) in enumerate(zip(*detail)):

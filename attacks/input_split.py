@@ -114,8 +114,7 @@ POINTS_PER_BATCH = 2_048  # centres run through the network at once
 
 
 def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray,
-               d_hi: np.ndarray, deadline: float | None, tolerance: float, say=None,
-               rounds: int | None = None):
+               d_hi: np.ndarray, deadline: float | None, tolerance: float, say=None):
     """Input splitting on many small boxes at once: box b moves the inputs ``coords[b]``
     (``-1`` pads) of ``center`` by ``d_lo[b] .. d_hi[b]``.  Each round bounds every open
     piece by forward symbolic bounds (``compiler.analysis.forward_symbolic``, batched), drops
@@ -126,8 +125,8 @@ def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray
     ``spec_of``: ``spec_network(net, conjunctions)``.  Returns ``("proved", None)``,
     ``("sat", (box, x))`` (the float64 network meets a conjunction's margins at x, which moves
     only box b's inputs, within its range), ``("timeout", None)``, or ``("left", (boxes,
-    d_lo, d_hi))`` with the pieces still open after ``rounds`` rounds (``MAX_ROUNDS`` when
-    None) or at ``MAX_PIECES`` (for a tighter search, e.g. ``split_search``)."""
+    d_lo, d_hi))`` with the pieces still open after ``MAX_ROUNDS`` rounds or at
+    ``MAX_PIECES`` (for a tighter search, e.g. ``split_search``)."""
     from compiler.analysis.forward_symbolic import batch_size, set_bounds
     spec, owner = spec_of
     count = int(owner.max()) + 1
@@ -139,8 +138,7 @@ def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray
     lo, hi = np.array(d_lo, dtype=np.float64), np.array(d_hi, dtype=np.float64)
     open_ = np.ones((len(coords), count), bool)
     step = batch_size(spec, coords.shape[1])
-    rounds = MAX_ROUNDS if rounds is None else rounds
-    for round_ in range(rounds + 1):
+    for round_ in range(MAX_ROUNDS + 1):
         alive = np.zeros(len(boxes), bool)
         for start in range(0, len(boxes), step):
             if say is not None:
@@ -163,7 +161,7 @@ def split_many(spec_of, center: np.ndarray, coords: np.ndarray, d_lo: np.ndarray
         boxes, lo, hi, open_, size = (v[varies] for v in (boxes, lo, hi, open_, size))
         if not len(boxes):                 # its centre, not a counterexample, decided it
             return "proved", None
-        if round_ == rounds or 2 * len(boxes) > MAX_PIECES:
+        if round_ == MAX_ROUNDS or 2 * len(boxes) > MAX_PIECES:
             break
         dim = np.argmax(size, axis=1)
         rows = np.arange(len(boxes))
