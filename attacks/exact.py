@@ -12,6 +12,7 @@ import numpy as np
 from attacks.config import AttackConfig
 from attacks.direct import direct
 from attacks.dnc import dnc_search
+from attacks.input_split import spec_network, split_many, split_search, weakest_margins
 from attacks.recovery import adversarial_input
 from attacks.result import AttackResult, StageFailure
 from attacks.shrink import shrink
@@ -20,6 +21,9 @@ from attacks.validate import count_pixels, validate
 from attacks.work import Work, paced
 from attacks.verify import PROOF_TOLERANCE
 from backends.base import Status
+from compiler.analysis.bounds import input_box, layer_bounds
+from compiler.analysis.forward_symbolic import batch_size, set_bounds
+from compiler.analysis.input_sets import SparseBox
 from compiler.passes import PassOptions
 from compiler.queries import input_query
 
@@ -109,8 +113,6 @@ def exact_attack(net, x, label, candidates, config: AttackConfig, result: Attack
 def _free_phases(net, x, config: AttackConfig, pixels: int) -> int:
     """ReLUs and max-pool windows the bounds leave undecided over the changes of at most
     ``pixels`` pixels: the binaries of the largest MILP of the deepening."""
-    from compiler.analysis.bounds import input_box, layer_bounds
-    from compiler.analysis.input_sets import SparseBox
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
     per_pixel = _pixels(net)[1]
     analysis = layer_bounds(net, SparseBox(x, lo, hi, min(pixels * per_pixel, net.n_inputs)),
@@ -135,9 +137,6 @@ def _refuted_by_bounds(net, x, candidates, config: AttackConfig, budget: int,
     bounds are ``lp``, LP bounds (at most ``bounds_seconds``).  On the 6x50 MNIST network
     symbolic bounds rule out every target for 1 and 2 pixels on most images in 0.01 s, where
     one budget-1 MILP took 25 to 47 s."""
-    from attacks.input_split import spec_network
-    from compiler.analysis.bounds import input_box, layer_bounds
-    from compiler.analysis.input_sets import SparseBox
     spec, owner = spec_network(net, [conj for _, conj in candidates])
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
     per_pixel = _pixels(net)[1]
@@ -183,8 +182,6 @@ def _pixel_sets(net, x, candidates, refuted: np.ndarray, budget: int, config: At
     ``(refuted, (target, x) or None)``: every target ruled out when every set was decided
     without a counterexample; ``refuted`` as it was when the search was cut or the time ran
     out (the MILPs take over)."""
-    from attacks.input_split import spec_network, weakest_margins
-    from compiler.analysis.bounds import input_box, layer_bounds
     lo, hi = input_box(x, net.domain.lower, net.domain.upper, config.linf)
     pixel, per_pixel = _pixels(net)
     open_ = [c for c, out in zip(candidates, refuted) if not out]
@@ -280,7 +277,6 @@ class _RankedPixels:
         return np.concatenate(inside) if inside else np.zeros(0, np.int64)
 
     def _changes(self, chosen: tuple, first: int, others: int):
-        from compiler.analysis.input_sets import SparseBox
         inside = self.inputs(chosen)
         moved = self.inputs(chosen, first)
         low, high = self.x.copy(), self.x.copy()
@@ -310,21 +306,25 @@ def _strongest_first(margins_of, x, lo, hi, coordinates: list[np.ndarray]) -> np
     that pixel alone (forward symbolic bounds, one batch), highest first: the pixels most
     able to move the margins come first, so the sets of later pixels are bounded with them
     held at x."""
-    from attacks.input_split import weakest_margins
-    from compiler.analysis.forward_symbolic import batch_size, set_bounds
     spec, owner = margins_of
-    width = max(len(c) for c in coordinates)
-    coords = np.full((len(coordinates), width), -1)
-    for row, c in enumerate(coordinates):
-        coords[row, :len(c)] = c
+    coords = _padded(coordinates)
     index = np.maximum(coords, 0)
-    step = batch_size(spec, width)
+    step = batch_size(spec, coords.shape[1])
     score = np.concatenate([
         weakest_margins(set_bounds(spec, x, coords[s:s + step], (lo - x)[index[s:s + step]],
                                    (hi - x)[index[s:s + step]])[1],
                         owner, int(owner.max()) + 1).max(axis=1)
         for s in range(0, len(coords), step)])
     return np.argsort(-score, kind="stable")
+
+
+def _padded(sets: list[np.ndarray]) -> np.ndarray:
+    """The input indices of each set as a row, ``-1`` padding the shorter ones (the form of
+    ``forward_symbolic.set_bounds`` and ``split_many``)."""
+    coords = np.full((len(sets), max((len(c) for c in sets), default=0)), -1)
+    for row, c in enumerate(sets):
+        coords[row, :len(c)] = c
+    return coords
 
 
 def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, deadline, say):
@@ -334,11 +334,7 @@ def _boxed_sets(net, x, lo, hi, boxes: list[np.ndarray], open_, margins_of, dead
     than ``MAX_LEFT_PIECES`` are left.  ``True`` when no box holds a counterexample,
     ``(target, x_adv)`` for the first one found, None when the time ran out or a piece
     stayed undecided."""
-    from attacks.input_split import split_many, split_search
-    width = max((len(box) for box in boxes), default=0)
-    coords = np.full((len(boxes), width), -1)
-    for row, box in enumerate(boxes):
-        coords[row, :len(box)] = box
+    coords = _padded(boxes)
     index = np.maximum(coords, 0)
     outcome, detail = split_many(margins_of, x, coords, lo[index] - x[index],
                                  hi[index] - x[index], deadline, PROOF_TOLERANCE, say)
